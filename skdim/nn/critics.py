@@ -1,0 +1,163 @@
+"""Critics (MI discriminators) of Deep InfoMax and the prior discriminator.
+
+Every MI critic scores anchor ``i`` (the code of image ``i``) against item
+``j`` (image ``j``'s feature at location ``l``) and returns ``(pos, neg)`` in
+the row layout of :mod:`skdim.nn.bounds`: ``pos`` of shape ``(B, L)`` holds the
+pairs ``i == j``, ``neg`` of shape ``(B, N)`` the pairs with other images only.
+
+Local feature maps are handled as matrices of shape ``(B * L, C)`` so that a
+1x1 convolution is one matrix product (it is the dominant cost of local DIM).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .bounds import split_pair_scores
+
+__all__ = [
+    "ResidualEmbedding",
+    "DotLocalCritic",
+    "ConcatLocalCritic",
+    "GlobalCritic",
+    "PriorDiscriminator",
+    "flatten_locations",
+]
+
+
+def flatten_locations(feature_map: Tensor) -> Tensor:
+    """``(B, C, *S) -> (B, L, C)`` with ``L = prod(S)``, channels last."""
+    b, c = feature_map.shape[:2]
+    return feature_map.reshape(b, c, -1).transpose(1, 2)
+
+
+class ResidualEmbedding(nn.Module):
+    """Encode-and-dot-product embedding (paper tables 8 and 9).
+
+    ``LayerNorm(W2 relu(BN(W1 x)) + Ws x)``: two layers with a ReLU and a
+    linear shortcut, then LayerNorm over the block. The BatchNorm after the
+    first layer follows the official release. Applied to the last axis, so the
+    same module embeds the code ``(B, D)`` and all local features
+    ``(B, L, C)``; the first layer and the shortcut share one matrix product.
+    """
+
+    def __init__(self, in_features: int, units: int) -> None:
+        super().__init__()
+        self.units = units
+        self.first_and_shortcut = nn.Linear(in_features, 2 * units)
+        self.norm1 = nn.BatchNorm1d(units)
+        self.second = nn.Linear(units, units)
+        self.out_norm = nn.LayerNorm(units)
+
+    def forward(self, x: Tensor) -> Tensor:
+        shape = x.shape
+        h = self.first_and_shortcut(x.reshape(-1, shape[-1]))
+        hidden, shortcut = h[:, : self.units], h[:, self.units :]
+        hidden = torch.relu(self.norm1(hidden))
+        out = self.out_norm(self.second(hidden) + shortcut)
+        return out.reshape(*shape[:-1], self.units)
+
+
+class DotLocalCritic(nn.Module):
+    """Encode-and-dot-product local critic: ``u[i, j, l] = <G(y_i), L(c_{j,l})>``.
+
+    All ``B x B x L`` scores come from a single matrix product. ``forward``
+    returns ``(pos, neg)`` as :func:`~skdim.nn.bounds.split_pair_scores` does.
+    """
+
+    def __init__(self, local_channels: int, code_dim: int, units: int = 512) -> None:
+        super().__init__()
+        self.local_embed = ResidualEmbedding(local_channels, units)
+        self.global_embed = ResidualEmbedding(code_dim, units)
+
+    def scores(self, local_map: Tensor, code: Tensor) -> Tensor:
+        """All-pairs scores of shape ``(B, B, L)``."""
+        b = local_map.shape[0]
+        local = self.local_embed(flatten_locations(local_map))  # (B, L, U)
+        glob = self.global_embed(code)  # (B, U)
+        scores = glob @ local.reshape(-1, local.shape[-1]).T  # (B, B * L)
+        return scores.reshape(b, b, -1)
+
+    def forward(self, local_map: Tensor, code: Tensor) -> tuple[Tensor, Tensor]:
+        return split_pair_scores(self.scores(local_map, code))
+
+
+class ConcatLocalCritic(nn.Module):
+    """Concat-and-convolve local critic (paper table 7): 1x1 convs 512-512-1.
+
+    The code is broadcast and concatenated to every location of a local map.
+    The first layer is linear in the concatenation, so it is split into a code
+    part and a feature part added by broadcasting: the concatenated tensor is
+    never built. Every scored pair runs the full 512-512-1 head, so scoring
+    all ``B x B`` image pairs costs ``B`` times a positive-only pass;
+    ``n_shifts`` caps the negatives at that many other images per anchor
+    (image ``i`` against images ``i+1, ..., i+n_shifts`` of the batch, all
+    their locations). ``None`` scores every other image.
+    """
+
+    def __init__(
+        self, local_channels: int, code_dim: int, units: int = 512, n_shifts: int | None = 8
+    ) -> None:
+        super().__init__()
+        self.code_in = nn.Linear(code_dim, units)
+        self.local_in = nn.Linear(local_channels, units, bias=False)
+        self.hidden = nn.Linear(units, units)
+        self.out = nn.Linear(units, 1)
+        self.n_shifts = n_shifts
+
+    def forward(self, local_map: Tensor, code: Tensor) -> tuple[Tensor, Tensor]:
+        b = local_map.shape[0]
+        local = self.local_in(flatten_locations(local_map))  # (B, L, U)
+        glob = self.code_in(code)  # (B, U)
+        n_other = b - 1 if self.n_shifts is None else min(self.n_shifts, b - 1)
+        shifts = torch.arange(n_other + 1, device=code.device)
+        rows = torch.arange(b, device=code.device)
+        items = (rows[:, None] + shifts[None, :]) % b  # column 0 is the image itself
+        h = torch.relu(glob[:, None, None, :] + local[items])  # (B, S+1, L, U)
+        scores = self.out(torch.relu(self.hidden(h))).squeeze(-1)  # (B, S+1, L)
+        return scores[:, 0], scores[:, 1:].reshape(b, -1)
+
+
+class GlobalCritic(nn.Module):
+    """Global DIM critic (paper table 6).
+
+    The last convolutional map is flattened and concatenated with the code,
+    then FC 512-512-1. The first layer is split into a map part and a code
+    part so that all ``B x B`` pairs need one broadcast add, not ``B**2``
+    concatenations. ``forward`` returns ``(pos, neg)``.
+    """
+
+    def __init__(self, conv_features: int, code_dim: int, units: int = 512) -> None:
+        super().__init__()
+        self.conv_in = nn.Linear(conv_features, units, bias=False)
+        self.code_in = nn.Linear(code_dim, units)
+        self.hidden = nn.Linear(units, units)
+        self.out = nn.Linear(units, 1)
+
+    def scores(self, conv_map: Tensor, code: Tensor) -> Tensor:
+        """All-pairs scores of shape ``(B, B, 1)``."""
+        m = self.conv_in(conv_map.flatten(1))  # (B, U): item j
+        g = self.code_in(code)  # (B, U): anchor i
+        h = torch.relu(g[:, None, :] + m[None, :, :])  # (B, B, U)
+        return self.out(torch.relu(self.hidden(h)))
+
+    def forward(self, conv_map: Tensor, code: Tensor) -> tuple[Tensor, Tensor]:
+        return split_pair_scores(self.scores(conv_map, code))
+
+
+class PriorDiscriminator(nn.Module):
+    """Prior discriminator of paper eq. 7 / table 10: MLP ``d-1000-200-1``."""
+
+    def __init__(self, code_dim: int, hidden: tuple[int, int] = (1000, 200)) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(code_dim, hidden[0]),
+            nn.ReLU(),
+            nn.Linear(hidden[0], hidden[1]),
+            nn.ReLU(),
+            nn.Linear(hidden[1], 1),
+        )
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z).squeeze(-1)
