@@ -6,6 +6,7 @@ Everything here works on the NumPy side, one batch at a time, so that a large
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,7 +98,13 @@ def resolve_layout(
                 f"got a {ndim}-D X. Leave image_shape=None for arrays that already have "
                 "image axes."
             )
-        row = tuple(int(s) for s in np.atleast_1d(image_shape))
+        entries = np.atleast_1d(np.asarray(image_shape, dtype=object)).ravel()
+        if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in entries):
+            raise ValueError(
+                "image_shape must be a tuple of integers (H, W), (H, W, C) or (C, H, W); "
+                f"got {image_shape!r}."
+            )
+        row = tuple(int(s) for s in entries)
         if len(row) not in (2, 3) or min(row) < 1:
             raise ValueError(
                 "image_shape must be (H, W), (H, W, C) or (C, H, W) with positive "

@@ -17,6 +17,7 @@ from ._training import (
     PRECISIONS,
     DIMConfig,
     DIMObjective,
+    DivergenceError,
     build_discriminator,
     build_seeded,
     make_optimizers,
@@ -264,8 +265,16 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             non_negative(name)
         if self.alpha == 0 and self.beta == 0 and self.gamma == 0:
             raise ValueError("At least one of alpha, beta and gamma must be > 0; all are 0.")
-        if not isinstance(self.learning_rate, numbers.Real) or not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0; got {self.learning_rate!r}.")
+        if (
+            not isinstance(self.learning_rate, numbers.Real)
+            or isinstance(self.learning_rate, bool)
+            or not 0 < self.learning_rate < np.inf
+        ):
+            raise ValueError(f"learning_rate must be a finite number > 0; got {self.learning_rate!r}.")
+        if not isinstance(self.verbose, numbers.Integral) or self.verbose < 0:
+            raise ValueError(f"verbose must be an integer >= 0 or a bool; got {self.verbose!r}.")
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise ValueError(f"warm_start must be True or False; got {self.warm_start!r}.")
         choice("mi_estimator", MI_ESTIMATORS)
         choice("local_critic", LOCAL_CRITICS)
         choice("prior", PRIORS)
@@ -278,8 +287,13 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             not isinstance(self.local_layer, numbers.Integral) or isinstance(self.local_layer, bool)
         ):
             raise ValueError(f"local_layer must be an integer or None; got {self.local_layer!r}.")
+        # Resolve the device before any fitted state is created, so that an
+        # unavailable device fails cleanly instead of leaving a half-fitted model.
+        resolve_device(self.device)
 
     def _validate_X(self, X, reset: bool):
+        if not reset:
+            self._check_sample_shape(getattr(X, "shape", None))
         X = validate_data(
             self,
             X,
@@ -297,12 +311,25 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         if X.dtype == np.float16 or X.dtype.kind == "b":
             X = X.astype(np.float32)
         if not reset:
-            if X.shape[1:] != self.input_shape_:
-                raise ValueError(
-                    f"X has per-sample shape {X.shape[1:]}, but DeepInfoMax was fitted on "
-                    f"per-sample shape {self.input_shape_}."
-                )
+            self._check_sample_shape(X.shape)
         return X
+
+    def _check_sample_shape(self, shape) -> None:
+        """Compare per-sample shapes; runs before validate_data for arrays so
+        that a 3-D/4-D mismatch is not reported as a feature-count mismatch."""
+        if shape is None or len(shape) < 2 or not hasattr(self, "input_shape_"):
+            return
+        sample = tuple(int(s) for s in shape[1:])
+        if sample == self.input_shape_:
+            return
+        if len(sample) == 1 and len(self.input_shape_) == 1:
+            # Leave 2-D arrays to validate_data's standard n_features message.
+            return
+        raise ValueError(
+            f"X has per-sample shape {sample}, but DeepInfoMax was fitted on "
+            f"per-sample shape {self.input_shape_} (layout {self.layout_!r}); "
+            "transform needs the same shape and layout as fit."
+        )
 
     # ---------------------------------------------------------------- building
     def _build(self, layout: Layout, seed: int):
@@ -401,10 +428,19 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             for _ in range(n_epochs):
                 epoch = self.n_iter_
                 generator = seeded_generator(self._seed + 7919 * (epoch + 1))
-                stats = train_epoch(
-                    objective, disc, opt, d_opt, X.shape[0], get_batch, config,
-                    int(self.batch_size), generator, epoch=epoch, shuffle=shuffle,
-                )
+                # A diverged epoch may already have written non-finite or huge
+                # weights (the discriminator steps before the encoder's loss is
+                # checked); roll back to the last completed epoch, so the
+                # fitted state always matches n_iter_ and history_.
+                snapshot = _snapshot(objective, disc, opt, d_opt)
+                try:
+                    stats = train_epoch(
+                        objective, disc, opt, d_opt, X.shape[0], get_batch, config,
+                        int(self.batch_size), generator, epoch=epoch, shuffle=shuffle,
+                    )
+                except DivergenceError:
+                    _restore(snapshot, objective, disc, opt, d_opt)
+                    raise
                 stats = {"epoch": epoch + 1, **stats}
                 self.history_.append(stats)
                 self.n_iter_ += 1
@@ -423,7 +459,8 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 disc.cpu()
             self._optimizer_state = _state_to_cpu(opt, d_opt)
             self.device_ = str(device)
-        self._publish()
+            # Also on error: the model is then fitted with its last good state.
+            self._publish()
 
     def _progress(self, n_epochs: int):
         if not self.verbose or n_epochs == 0:
@@ -461,6 +498,13 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         -------
         self : DeepInfoMax
             The fitted estimator.
+
+        Raises
+        ------
+        skdim._training.DivergenceError
+            If a loss term becomes NaN or infinite. The message names the
+            epoch and the term; the estimator keeps the weights of the last
+            completed epoch (``n_iter_`` and ``history_`` count only those).
         """
         self._check_params()
         fitted = hasattr(self, "encoder_")
@@ -575,6 +619,28 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         tags.input_tags.three_d_array = True
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+
+def _snapshot(objective, disc, opt, d_opt) -> dict:
+    """CPU copies of every weight and optimizer state, to roll back an epoch."""
+
+    def cpu_state(module):
+        return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+    return {
+        "objective": cpu_state(objective),
+        "disc": None if disc is None else cpu_state(disc),
+        "optimizers": copy.deepcopy(_state_to_cpu(opt, d_opt)),
+    }
+
+
+def _restore(snapshot: dict, objective, disc, opt, d_opt) -> None:
+    objective.load_state_dict(snapshot["objective"])
+    if disc is not None:
+        disc.load_state_dict(snapshot["disc"])
+    opt.load_state_dict(snapshot["optimizers"]["main"])
+    if d_opt is not None:
+        d_opt.load_state_dict(snapshot["optimizers"]["prior"])
 
 
 def _state_to_cpu(opt, d_opt) -> dict:

@@ -39,23 +39,24 @@ class ResidualEmbedding(nn.Module):
     linear shortcut, then LayerNorm over the block. The BatchNorm after the
     first layer follows the official release. Applied to the last axis, so the
     same module embeds the code ``(B, D)`` and all local features
-    ``(B, L, C)``; the first layer and the shortcut share one matrix product.
+    ``(B, L, C)`` -- a 1x1 convolution over all locations is one matrix
+    product on ``(B * L, C)``.
     """
 
     def __init__(self, in_features: int, units: int) -> None:
         super().__init__()
         self.units = units
-        self.first_and_shortcut = nn.Linear(in_features, 2 * units)
+        self.first = nn.Linear(in_features, units)
         self.norm1 = nn.BatchNorm1d(units)
         self.second = nn.Linear(units, units)
+        self.shortcut = nn.Linear(in_features, units)
         self.out_norm = nn.LayerNorm(units)
 
     def forward(self, x: Tensor) -> Tensor:
         shape = x.shape
-        h = self.first_and_shortcut(x.reshape(-1, shape[-1]))
-        hidden, shortcut = h[:, : self.units], h[:, self.units :]
-        hidden = torch.relu(self.norm1(hidden))
-        out = self.out_norm(self.second(hidden) + shortcut)
+        x = x.reshape(-1, shape[-1])
+        hidden = torch.relu(self.norm1(self.first(x)))
+        out = self.out_norm(self.second(hidden) + self.shortcut(x))
         return out.reshape(*shape[:-1], self.units)
 
 
