@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import numbers
+import os
 import sys
+import warnings
 
 import numpy as np
 import torch
@@ -12,7 +14,16 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._data import INPUT_LAYOUTS, Layout, batch_to_tensor, channel_stats, resolve_layout
+from ._checkpoint import load_estimator_checkpoint, restore_estimator, save_estimator_checkpoint
+from ._data import INPUT_LAYOUTS, Layout, batch_to_tensor, resolve_layout
+from ._distributed import (
+    broadcast_object,
+    distributed_training,
+    mean_over_ranks,
+    torch_thread_limit,
+    training_device,
+)
+from ._io import BatchFeeder, dataset_channel_stats, is_out_of_core, validate_source
 from ._training import (
     PRECISIONS,
     DIMConfig,
@@ -25,6 +36,7 @@ from ._training import (
     train_epoch,
 )
 from .nn.bounds import MI_ESTIMATORS
+from .nn.crops import CROPS_ENCODER, build_crop_encoder
 from .nn.encoders import ENCODERS, EncoderOutput, build_encoder, feature_shapes, validate_encoder_output
 from .nn.priors import PRIORS
 
@@ -100,9 +112,11 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         ``Y`` itself is never squashed.
     encoder : str or callable, default="auto"
         ``"dcgan"`` (paper, 32x32), ``"alexnet"`` (paper, 64x64), ``"mnist"``
-        (official 28x28), ``"conv"`` (any image size), ``"conv1d"`` (signals)
-        or ``"auto"`` (the paper's encoder when the size matches, else
-        ``"conv"``/``"conv1d"``). A callable
+        (official 28x28), ``"conv"`` (any image size), ``"conv1d"`` (signals),
+        ``"crops"`` (the strided-crop encoder of paper table 3: a 7x7 grid of
+        crops of 25% of the side, see :mod:`skdim.nn.crops`) or ``"auto"``
+        (the paper's encoder when the size matches, else ``"conv"``/
+        ``"conv1d"``; ``"crops"`` with ``multiple_globals=True``). A callable
         ``factory(in_channels, input_shape, n_components) -> nn.Module`` may be
         given; its module returns ``(local, conv, fc, y)`` (see
         :mod:`skdim.nn.encoders`).
@@ -123,6 +137,35 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     n_negatives : int, default=None
         Number of negative pairs kept per code (a random subset); ``None``
         uses every location of every other image in the batch.
+    occlusion : bool, default=False
+        Compute the code scored by the critics from a randomly occluded
+        input while the local features come from the full input (paper
+        section 4.3). Every occlusion leaves one block of ``10/32`` of the
+        input side visible and one fully occluded (10x10 on 32x32, the local
+        features' receptive field). The codes that :meth:`transform` returns
+        and the prior matches are those of the full input.
+    coordinate_weight : float, default=0.0
+        Weight of absolute coordinate prediction: an MLP (two hidden layers
+        of 512, batch norm, ReLU) predicts each local feature's grid position
+        from it and the code; one cross-entropy per axis (paper section 4.3,
+        appendix A.7). Logged as ``"coordinate"`` in ``history_``.
+    relative_coordinate_weight : float, default=0.0
+        Weight of relative coordinate prediction: the offset from one random
+        source location per image to every other location, given the code
+        and both local features. Logged as ``"relative_coordinate"``.
+    multiple_globals : bool, default=False
+        Also compute codes from random 3x3 blocks of the 7x7 local map and
+        score them against the full local map with one critic shared by all
+        block positions (paper table 3), weighted by ``beta`` (which must be
+        > 0). Needs the strided-crop encoder: ``encoder="auto"`` then builds
+        ``"crops"``, and ``"crops"`` (or a custom encoder with a
+        ``summarize(local_map)`` method) is the only one accepted. Logged as
+        ``"multiple_globals_mi"``.
+    augment : bool, default=False
+        Randomly shift each training image by up to ``side // 8`` pixels
+        (zero-pad and crop back to the same size) and flip images
+        left-right with probability 1/2 during fit (the paper's STL-10
+        setting; signals are only shifted). Seeded by ``random_state``.
     batch_size : int, default=64
         Mini-batch size; also the number of images the negatives come from.
     max_epochs : int, default=20
@@ -142,6 +185,26 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         Print a progress bar (tqdm, when installed) with the running loss.
     warm_start : bool, default=False
         Continue training the fitted model on the next :meth:`fit`.
+    shuffle : bool, default=True
+        Draw the mini-batches of each epoch in a new random order (seeded by
+        ``random_state``). ``False`` takes consecutive rows, so that
+        :meth:`partial_fit` over successive chunks trains the same model as
+        one epoch of :meth:`fit` over their concatenation.
+    num_workers : int, default=0
+        ``DataLoader`` worker processes that read (and decode) the next
+        batches in the background during fit; ``0`` reads in the training
+        process. Useful for slow storage or a ``torch`` ``Dataset`` that
+        decodes images; results do not depend on it.
+    checkpoint_dir : str or path-like, default=None
+        Directory where the full training state (weights, optimizers, random
+        generator state, epoch, history) is written atomically at the end of
+        every epoch. When it already holds a checkpoint written with the same
+        parameters (``max_epochs``, ``verbose``, ``device``, ``num_workers``
+        and ``warm_start`` may differ) and the same data, :meth:`fit` resumes
+        from it and trains the remaining ``max_epochs - n_iter_`` epochs,
+        ending with the same weights as an uninterrupted run. Checkpoints with
+        other parameters or data raise a ``ValueError``; delete the
+        directory to start over.
     output_layer : {"y", "fc", "conv"}, default="y"
         What :meth:`transform` returns: the code, the fully connected layer,
         or the flattened last convolutional map (the paper's three
@@ -204,6 +267,11 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         image_shape=None,
         input_layout="auto",
         n_negatives=None,
+        occlusion=False,
+        coordinate_weight=0.0,
+        relative_coordinate_weight=0.0,
+        multiple_globals=False,
+        augment=False,
         batch_size=64,
         max_epochs=20,
         learning_rate=1e-4,
@@ -212,6 +280,9 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         random_state=None,
         verbose=0,
         warm_start=False,
+        shuffle=True,
+        num_workers=0,
+        checkpoint_dir=None,
         output_layer="y",
     ):
         self.n_components = n_components
@@ -227,6 +298,11 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.image_shape = image_shape
         self.input_layout = input_layout
         self.n_negatives = n_negatives
+        self.occlusion = occlusion
+        self.coordinate_weight = coordinate_weight
+        self.relative_coordinate_weight = relative_coordinate_weight
+        self.multiple_globals = multiple_globals
+        self.augment = augment
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.learning_rate = learning_rate
@@ -235,6 +311,9 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.shuffle = shuffle
+        self.num_workers = num_workers
+        self.checkpoint_dir = checkpoint_dir
         self.output_layer = output_layer
 
     # ------------------------------------------------------------------ checks
@@ -261,6 +340,21 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         positive_int("batch_size", minimum=2)
         positive_int("max_epochs", minimum=0)
         positive_int("n_negatives", allow_none=True)
+        for name in ("occlusion", "multiple_globals", "augment"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}.")
+        non_negative("coordinate_weight")
+        non_negative("relative_coordinate_weight")
+        if self.multiple_globals:
+            if self.beta == 0:
+                raise ValueError(
+                    "multiple_globals=True adds a local MI term weighted by beta; beta must be > 0."
+                )
+            if isinstance(self.encoder, str) and self.encoder not in ("auto", CROPS_ENCODER):
+                raise ValueError(
+                    f"multiple_globals=True needs the strided-crop encoder (encoder='crops' or "
+                    f"'auto'); got encoder={self.encoder!r}."
+                )
         for name in ("alpha", "beta", "gamma"):
             non_negative(name)
         if self.alpha == 0 and self.beta == 0 and self.gamma == 0:
@@ -275,6 +369,13 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             raise ValueError(f"verbose must be an integer >= 0 or a bool; got {self.verbose!r}.")
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise ValueError(f"warm_start must be True or False; got {self.warm_start!r}.")
+        if not isinstance(self.shuffle, (bool, np.bool_)):
+            raise ValueError(f"shuffle must be True or False; got {self.shuffle!r}.")
+        positive_int("num_workers", minimum=0)
+        if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, (str, os.PathLike)):
+            raise ValueError(
+                f"checkpoint_dir must be None or a directory path; got {self.checkpoint_dir!r}."
+            )
         choice("mi_estimator", MI_ESTIMATORS)
         choice("local_critic", LOCAL_CRITICS)
         choice("prior", PRIORS)
@@ -282,7 +383,7 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         choice("input_layout", INPUT_LAYOUTS)
         choice("output_layer", OUTPUT_LAYERS)
         if not callable(self.encoder):
-            choice("encoder", ENCODERS)
+            choice("encoder", ENCODERS + (CROPS_ENCODER,))
         if self.local_layer is not None and (
             not isinstance(self.local_layer, numbers.Integral) or isinstance(self.local_layer, bool)
         ):
@@ -294,6 +395,14 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     def _validate_X(self, X, reset: bool):
         if not reset:
             self._check_sample_shape(getattr(X, "shape", None))
+        if is_out_of_core(X):
+            # Memory maps, h5py/zarr arrays and datasets: the same checks block
+            # by block, never loading X whole; batches are converted to float32
+            # as they are read.
+            X = validate_source(self, X, reset=reset)
+            if not reset:
+                self._check_sample_shape(X.shape)
+            return X
         X = validate_data(
             self,
             X,
@@ -340,6 +449,8 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 return _CheckedEncoder(
                     self.encoder(layout.in_channels, layout.spatial, n_comp)
                 )
+            if self.encoder == CROPS_ENCODER or (self.multiple_globals and self.encoder == "auto"):
+                return build_crop_encoder(layout.in_channels, layout.spatial, n_comp, self.local_layer)
             return build_encoder(
                 self.encoder, layout.in_channels, layout.spatial, n_comp, self.local_layer
             )
@@ -360,6 +471,9 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 use_global=self.alpha > 0,
                 local_critic=self.local_critic,
                 critic_units=int(self.critic_units),
+                coordinates=self.coordinate_weight > 0,
+                relative_coordinates=self.relative_coordinate_weight > 0,
+                multiple_globals=bool(self.multiple_globals),
             ),
         )
         disc = build_seeded(seed + 2, lambda: build_discriminator(n_comp)) if self.gamma > 0 else None
@@ -370,18 +484,24 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         }
         return objective, disc
 
-    def _initialize(self, X) -> None:
+    def _initialize(self, X, seed: int | None = None, stats=None) -> None:
+        """Build a fresh model; ``seed`` and ``stats`` come from a checkpoint."""
         layout = resolve_layout(X.shape[1:], self.input_layout, self.image_shape)
         self._check_min_samples(X)
-        seed = _seed_from(self.random_state)
+        if seed is None:
+            # Under torch.distributed every process must build the same model.
+            seed = broadcast_object(_seed_from(self.random_state))
         objective, disc = self._build(layout, seed)
         self.layout_ = layout.layout
         self._layout = layout
         self.input_shape_ = tuple(X.shape[1:])
-        self.channel_mean_, self.channel_std_ = channel_stats(X, layout)
+        self.channel_mean_, self.channel_std_ = (
+            dataset_channel_stats(X, layout) if stats is None else stats
+        )
         self._objective = objective
         self._discriminator = disc
         self._optimizer_state = None
+        self._stream_rng = None
         self._seed = seed
         self.history_ = []
         self.n_iter_ = 0
@@ -395,8 +515,8 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             )
 
     # ---------------------------------------------------------------- training
-    def _train(self, X, n_epochs: int, shuffle: bool = True):
-        device = resolve_device(self.device)
+    def _train(self, X, n_epochs: int, shuffle: bool = True, stream: bool = False):
+        device = training_device(resolve_device(self.device))
         objective, disc = self._objective.to(device), self._discriminator
         if disc is not None:
             disc.to(device)
@@ -413,11 +533,16 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             prior=self.prior,
             n_negatives=self.n_negatives,
             precision=self.precision,
+            occlusion=bool(self.occlusion),
+            coordinate_weight=float(self.coordinate_weight),
+            relative_coordinate_weight=float(self.relative_coordinate_weight),
+            multiple_globals=bool(self.multiple_globals),
+            augment=bool(self.augment),
         )
-        layout, mean, std = self._layout, self.channel_mean_, self.channel_std_
-
-        def get_batch(idx):
-            return batch_to_tensor(X[idx], layout, mean, std, device)
+        feeder = BatchFeeder(
+            X, self._layout, self.channel_mean_, self.channel_std_, device,
+            batch_size=int(self.batch_size), num_workers=int(self.num_workers),
+        )
 
         tf32 = self.precision == "tf32" and device.type == "cuda"
         previous_tf32 = torch.backends.cuda.matmul.allow_tf32 if tf32 else None
@@ -425,28 +550,47 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             torch.backends.cuda.matmul.allow_tf32 = True
         bar = self._progress(n_epochs)
         try:
-            for _ in range(n_epochs):
-                epoch = self.n_iter_
-                generator = seeded_generator(self._seed + 7919 * (epoch + 1))
-                # A diverged epoch may already have written non-finite or huge
-                # weights (the discriminator steps before the encoder's loss is
-                # checked); roll back to the last completed epoch, so the
-                # fitted state always matches n_iter_ and history_.
-                snapshot = _snapshot(objective, disc, opt, d_opt)
-                try:
-                    stats = train_epoch(
-                        objective, disc, opt, d_opt, X.shape[0], get_batch, config,
-                        int(self.batch_size), generator, epoch=epoch, shuffle=shuffle,
-                    )
-                except DivergenceError:
-                    _restore(snapshot, objective, disc, opt, d_opt)
-                    raise
-                stats = {"epoch": epoch + 1, **stats}
-                self.history_.append(stats)
-                self.n_iter_ += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{stats['loss']:.4f}")
+            with distributed_training(objective, disc, [opt, d_opt]), torch_thread_limit():
+                for _ in range(n_epochs):
+                    epoch = self.n_iter_
+                    epoch_seed = self._seed + 7919 * (epoch + 1)
+                    generator = seeded_generator(epoch_seed)
+                    if stream and getattr(self, "_stream_rng", None) is not None:
+                        # partial_fit continues one random stream over its calls, so
+                        # chunks train like one epoch over their concatenation.
+                        generator.set_state(self._stream_rng)
+                    plan = feeder.epoch(generator, shuffle, epoch_seed)
+                    # An interrupted epoch (divergence, bad data, Ctrl-C) may have
+                    # written weights already; roll back to the last completed
+                    # epoch, so the fitted state always matches n_iter_ and history_.
+                    snapshot = _snapshot(objective, disc, opt, d_opt)
+                    try:
+                        stats = train_epoch(
+                            objective, disc, opt, d_opt, plan.n_samples, plan.get_batch, config,
+                            int(self.batch_size), plan.generator, epoch=epoch, shuffle=plan.shuffle,
+                        )
+                    except BaseException as exc:
+                        _restore(snapshot, objective, disc, opt, d_opt)
+                        if isinstance(exc, KeyboardInterrupt):
+                            warnings.warn(
+                                f"DeepInfoMax training was interrupted during epoch {epoch + 1}; "
+                                f"the estimator keeps the weights of the last completed epoch "
+                                f"(n_iter_={epoch}) and can be used or trained further.",
+                                UserWarning, stacklevel=3,
+                            )
+                        raise
+                    finally:
+                        feeder.close()
+                    stats = {"epoch": epoch + 1, **mean_over_ranks(stats)}
+                    self.history_.append(stats)
+                    self.n_iter_ += 1
+                    if stream:
+                        self._stream_rng = generator.get_state()
+                    if self.checkpoint_dir is not None:
+                        save_estimator_checkpoint(self, X, objective, disc, (opt, d_opt))
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{stats['loss']:.4f}")
         finally:
             if tf32:
                 torch.backends.cuda.matmul.allow_tf32 = previous_tf32
@@ -505,21 +649,44 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             If a loss term becomes NaN or infinite. The message names the
             epoch and the term; the estimator keeps the weights of the last
             completed epoch (``n_iter_`` and ``history_`` count only those).
+        KeyboardInterrupt
+            Ctrl-C is re-raised after the estimator is rolled back to the last
+            completed epoch, with a warning; the estimator is fitted and can
+            be used, or resumed from ``checkpoint_dir``.
         """
         self._check_params()
         fitted = hasattr(self, "encoder_")
         X = self._validate_X(X, reset=not (self.warm_start and fitted))
         self._check_min_samples(X)
+        n_epochs = int(self.max_epochs)
         if not (self.warm_start and fitted):
-            self._initialize(X)
-        self._train(X, int(self.max_epochs))
+            if self._resume(X, same_rows=True):
+                n_epochs = max(0, n_epochs - self.n_iter_)
+            else:
+                self._initialize(X)
+        self._train(X, n_epochs, shuffle=bool(self.shuffle))
         return self
+
+    def _resume(self, X, same_rows: bool) -> bool:
+        """Load the checkpoint in ``checkpoint_dir``, if there is one."""
+        if self.checkpoint_dir is None:
+            return False
+        state = load_estimator_checkpoint(self, X, same_rows=same_rows)
+        if state is None:
+            return False
+        restore_estimator(self, X, state)
+        return True
 
     def partial_fit(self, X, y=None):
         """Train for one epoch on ``X``, continuing from the current state.
 
         The first call initialises the model (and the per-channel
-        standardisation, from this first ``X``).
+        standardisation, from this first ``X``: it stays fixed afterwards, so
+        the first chunk should be representative). Successive calls continue
+        one random stream, so with ``shuffle=False`` and chunk sizes that are
+        multiples of ``batch_size``, partial fits over chunks train the same
+        model as one epoch of :meth:`fit` over their concatenation (given the
+        same standardisation). Each call counts as one epoch in ``n_iter_``.
 
         Parameters
         ----------
@@ -537,9 +704,9 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         fitted = hasattr(self, "encoder_")
         X = self._validate_X(X, reset=not fitted)
         self._check_min_samples(X)
-        if not fitted:
+        if not fitted and not self._resume(X, same_rows=False):
             self._initialize(X)
-        self._train(X, 1)
+        self._train(X, 1, shuffle=bool(self.shuffle), stream=True)
         return self
 
     # --------------------------------------------------------------- inference
@@ -575,7 +742,10 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             encoder = copy.deepcopy(encoder).to(device)
         was_training = encoder.training
         encoder.eval()
-        batch = max(256, int(self.batch_size))
+        # Up to 256 rows at a time, fewer for large images (a float32 batch
+        # of at most ~64 MiB), never fewer than the training batch.
+        row_values = max(1, int(np.prod(self.input_shape_)))
+        batch = max(int(self.batch_size), min(256, (64 << 20) // (4 * row_values)))
         out = np.empty((X.shape[0], self._feature_sizes[layer]), dtype=np.float32)
         try:
             with torch.inference_mode():
@@ -613,6 +783,12 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     @property
     def _n_features_out(self):
         return self._feature_sizes[self.output_layer]
+
+    def __sklearn_is_fitted__(self) -> bool:
+        # validate_data sets n_features_in_ before the model is built; a fit
+        # that fails after that (bad image_shape, encoder too big for the
+        # input) must not look fitted to check_is_fitted.
+        return hasattr(self, "encoder_")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

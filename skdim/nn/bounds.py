@@ -105,37 +105,48 @@ def mi_lower_bound(pos: Tensor, neg: Tensor, estimator: str = "jsd") -> Tensor:
     return fn(pos, neg)
 
 
-def split_pair_scores(scores: Tensor) -> tuple[Tensor, Tensor]:
+def split_pair_scores(scores: Tensor, offset: int | None = None) -> tuple[Tensor, Tensor]:
     """Split an all-pairs score tensor into positives and negatives.
 
     Parameters
     ----------
-    scores : Tensor of shape (B, B) or (B, B, L)
+    scores : Tensor of shape (B, B) or (B, B, L), or (B, M, L) with ``offset``
         ``scores[i, j, l]`` scores anchor ``i`` (e.g. a global feature)
-        against item ``j`` at location ``l`` (e.g. a local feature). The
-        diagonal ``i == j`` holds the positives.
+        against item ``j`` at location ``l`` (e.g. a local feature).
+    offset : int, default=None
+        ``None``: square scores, positives on the diagonal. An integer:
+        anchor ``i``'s own item is ``offset + i`` among ``M >= B`` items
+        (this process's rows among items gathered from all processes).
 
     Returns
     -------
     pos : Tensor of shape (B, L)
-        ``scores[i, i, :]``.
-    neg : Tensor of shape (B, (B - 1) * L)
-        ``scores[i, j, :]`` for every ``j != i``: positives are excluded from
-        the negatives (paper, appendix A.3), and other locations of the same
-        item are neither positives nor negatives.
+        ``scores[i, offset + i, :]``.
+    neg : Tensor of shape (B, (M - 1) * L)
+        ``scores[i, j, :]`` for every ``j != offset + i``: positives are
+        excluded from the negatives (paper, appendix A.3), and other
+        locations of the same item are neither positives nor negatives.
     """
     if scores.dim() == 2:
         scores = scores.unsqueeze(-1)
-    if scores.dim() != 3 or scores.shape[0] != scores.shape[1]:
+    if offset is None:
+        if scores.dim() != 3 or scores.shape[0] != scores.shape[1]:
+            raise ValueError(
+                f"scores must have shape (B, B) or (B, B, L); got {tuple(scores.shape)}."
+            )
+        offset = 0
+    elif scores.dim() != 3 or not 0 <= offset <= scores.shape[1] - scores.shape[0]:
         raise ValueError(
-            f"scores must have shape (B, B) or (B, B, L); got {tuple(scores.shape)}."
+            "With an offset, scores must have shape (B, M) or (B, M, L) with "
+            f"0 <= offset <= M - B; got {tuple(scores.shape)} and offset={offset}."
         )
-    b = scores.shape[0]
-    if b < 2:
-        raise ValueError(f"At least 2 items are needed to form negative pairs; got B={b}.")
-    pos = torch.diagonal(scores, dim1=0, dim2=1).transpose(0, 1)
-    off_diag = ~torch.eye(b, dtype=torch.bool, device=scores.device)
-    neg = scores[off_diag].reshape(b, -1)
+    b, m = scores.shape[:2]
+    if m < 2:
+        raise ValueError(f"At least 2 items are needed to form negative pairs; got B={m}.")
+    pos = torch.diagonal(scores, offset=offset, dim1=0, dim2=1).transpose(0, 1)
+    items = torch.arange(m, device=scores.device)
+    own = torch.arange(b, device=scores.device) + offset
+    neg = scores[items[None, :] != own[:, None]].reshape(b, -1)
     return pos, neg
 
 

@@ -7,11 +7,19 @@ pairs ``i == j``, ``neg`` of shape ``(B, N)`` the pairs with other images only.
 
 Local feature maps are handled as matrices of shape ``(B * L, C)`` so that a
 1x1 convolution is one matrix product (it is the dominant cost of local DIM).
+
+Data-parallel training sets a critic's ``gather`` attribute to a function
+``items -> (all_items, offset)`` (see :mod:`skdim._distributed`): the critic
+then scores its own anchors against the items of every process, and its own
+items sit at rows ``offset ...`` of ``all_items``. ``None`` (the default)
+scores the local batch only.
 """
 
 from __future__ import annotations
 
 import torch
+from typing import Callable
+
 from torch import Tensor, nn
 
 from .bounds import split_pair_scores
@@ -25,6 +33,15 @@ __all__ = [
     "PriorDiscriminator",
     "flatten_locations",
 ]
+
+# items -> (items of every process, offset of this process's rows)
+Gather = Callable[[Tensor], tuple[Tensor, int]]
+
+
+def _gather_items(gather: Gather | None, items: Tensor) -> tuple[Tensor, int | None]:
+    if gather is None:
+        return items, None
+    return gather(items)
 
 
 def flatten_locations(feature_map: Tensor) -> Tensor:
@@ -101,17 +118,21 @@ class DotLocalCritic(nn.Module):
         super().__init__()
         self.local_embed = LocalResidualEmbedding(local_channels, units)
         self.global_embed = ResidualEmbedding(code_dim, units)
+        self.gather: Gather | None = None
+
+    def _scores(self, local_map: Tensor, code: Tensor) -> tuple[Tensor, int | None]:
+        b = local_map.shape[0]
+        local, offset = _gather_items(self.gather, self.local_embed(local_map))  # (M, L, U)
+        glob = self.global_embed(code)  # (B, U)
+        scores = glob @ local.reshape(-1, local.shape[-1]).T  # (B, M * L)
+        return scores.reshape(b, local.shape[0], -1), offset
 
     def scores(self, local_map: Tensor, code: Tensor) -> Tensor:
         """All-pairs scores of shape ``(B, B, L)``."""
-        b = local_map.shape[0]
-        local = self.local_embed(local_map)  # (B, L, U)
-        glob = self.global_embed(code)  # (B, U)
-        scores = glob @ local.reshape(-1, local.shape[-1]).T  # (B, B * L)
-        return scores.reshape(b, b, -1)
+        return self._scores(local_map, code)[0]
 
     def forward(self, local_map: Tensor, code: Tensor) -> tuple[Tensor, Tensor]:
-        return split_pair_scores(self.scores(local_map, code))
+        return split_pair_scores(*self._scores(local_map, code))
 
 
 class ConcatLocalCritic(nn.Module):
@@ -136,15 +157,17 @@ class ConcatLocalCritic(nn.Module):
         self.hidden = nn.Linear(units, units)
         self.out = nn.Linear(units, 1)
         self.n_shifts = n_shifts
+        self.gather: Gather | None = None
 
     def forward(self, local_map: Tensor, code: Tensor) -> tuple[Tensor, Tensor]:
         b = local_map.shape[0]
-        local = self.local_in(flatten_locations(local_map))  # (B, L, U)
+        local, offset = _gather_items(self.gather, self.local_in(flatten_locations(local_map)))
+        m = local.shape[0]  # (M, L, U): items of every process
         glob = self.code_in(code)  # (B, U)
-        n_other = b - 1 if self.n_shifts is None else min(self.n_shifts, b - 1)
+        n_other = m - 1 if self.n_shifts is None else min(self.n_shifts, m - 1)
         shifts = torch.arange(n_other + 1, device=code.device)
-        rows = torch.arange(b, device=code.device)
-        items = (rows[:, None] + shifts[None, :]) % b  # column 0 is the image itself
+        rows = torch.arange(b, device=code.device) + (offset or 0)
+        items = (rows[:, None] + shifts[None, :]) % m  # column 0 is the image itself
         h = torch.relu(glob[:, None, None, :] + local[items])  # (B, S+1, L, U)
         scores = self.out(torch.relu(self.hidden(h))).squeeze(-1)  # (B, S+1, L)
         return scores[:, 0], scores[:, 1:].reshape(b, -1)
@@ -165,16 +188,20 @@ class GlobalCritic(nn.Module):
         self.code_in = nn.Linear(code_dim, units)
         self.hidden = nn.Linear(units, units)
         self.out = nn.Linear(units, 1)
+        self.gather: Gather | None = None
+
+    def _scores(self, conv_map: Tensor, code: Tensor) -> tuple[Tensor, int | None]:
+        m, offset = _gather_items(self.gather, self.conv_in(conv_map.flatten(1)))  # (M, U): items
+        g = self.code_in(code)  # (B, U): anchor i
+        h = torch.relu(g[:, None, :] + m[None, :, :])  # (B, M, U)
+        return self.out(torch.relu(self.hidden(h))), offset
 
     def scores(self, conv_map: Tensor, code: Tensor) -> Tensor:
         """All-pairs scores of shape ``(B, B, 1)``."""
-        m = self.conv_in(conv_map.flatten(1))  # (B, U): item j
-        g = self.code_in(code)  # (B, U): anchor i
-        h = torch.relu(g[:, None, :] + m[None, :, :])  # (B, B, U)
-        return self.out(torch.relu(self.hidden(h)))
+        return self._scores(conv_map, code)[0]
 
     def forward(self, conv_map: Tensor, code: Tensor) -> tuple[Tensor, Tensor]:
-        return split_pair_scores(self.scores(conv_map, code))
+        return split_pair_scores(*self._scores(conv_map, code))
 
 
 class PriorDiscriminator(nn.Module):

@@ -1,0 +1,206 @@
+"""Tests for skdim._checkpoint and fault tolerance of DeepInfoMax.fit.
+
+* Writes are atomic: a failure while writing (disk full, no permission)
+  raises CheckpointError, leaves the previous checkpoint byte for byte, and
+  leaves no temporary file.
+* A run interrupted by Ctrl-C and resumed from its checkpoint ends with
+  exactly the weights of an uninterrupted run (CPU, same seed): every random
+  draw of an epoch comes from a generator derived from the seed and the epoch
+  index, and the checkpoint holds the model, both optimizers and the history.
+* Ctrl-C leaves a usable estimator at the last completed epoch, with a warning.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+import skdim._checkpoint as ckpt
+from skdim import DeepInfoMax
+from skdim._checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+
+PARAMS = dict(n_components=4, critic_units=16, batch_size=32, max_epochs=3, device="cpu",
+              random_state=0, alpha=0.5)
+
+
+@pytest.fixture(scope="module")
+def X():
+    return load_digits().images[:128].astype(np.float32)
+
+
+def _weights(est):
+    state = {f"objective.{k}": v for k, v in est._objective.state_dict().items()}
+    if est._discriminator is not None:
+        state.update({f"disc.{k}": v for k, v in est._discriminator.state_dict().items()})
+    return state
+
+
+def _assert_identical(a, b):
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+def _interrupt_at(monkeypatch, epoch: int, step: int):
+    """Make Ctrl-C arrive at ``step`` of ``epoch`` (0-based), mid-epoch."""
+    import skdim._estimator as est_module
+
+    real = est_module.train_epoch
+
+    def train_epoch(*args, epoch=0, **kwargs):
+        if epoch == target_epoch:
+            get_batch = args[5]
+            count = iter(range(10**6))
+
+            def interrupted(idx):
+                if next(count) == step:
+                    raise KeyboardInterrupt
+                return get_batch(idx)
+
+            args = args[:5] + (interrupted,) + args[6:]
+        return real(*args, epoch=epoch, **kwargs)
+
+    target_epoch = epoch
+    monkeypatch.setattr(est_module, "train_epoch", train_epoch)
+
+
+# ----------------------------------------------------------------- atomic writes
+
+
+def test_write_and_read_roundtrip(tmp_path):
+    state = {"format": ckpt.FORMAT_VERSION, "w": torch.arange(3.0), "history": [{"loss": 1.5}]}
+    path = write_checkpoint(tmp_path / "run", state)
+    assert path == tmp_path / "run" / ckpt.CHECKPOINT_NAME
+    back = read_checkpoint(tmp_path / "run")
+    assert torch.equal(back["w"], state["w"]) and back["history"] == state["history"]
+    assert read_checkpoint(tmp_path / "empty") is None
+
+
+@pytest.mark.parametrize("failure", ["disk_full", "no_permission"])
+def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch, failure):
+    write_checkpoint(tmp_path, {"format": ckpt.FORMAT_VERSION, "epoch": 1})
+    before = (tmp_path / ckpt.CHECKPOINT_NAME).read_bytes()
+
+    if failure == "disk_full":
+        real_save = torch.save
+
+        def save(obj, f):  # half the bytes reach the file, then ENOSPC
+            real_save(obj, f)
+            f.truncate(10)
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(ckpt.torch, "save", save)
+    else:
+        def replace(src, dst):
+            raise PermissionError(errno.EACCES, "Permission denied", str(dst))
+
+        monkeypatch.setattr(ckpt.os, "replace", replace)
+
+    with pytest.raises(CheckpointError, match="previous checkpoint, if any, is unchanged"):
+        write_checkpoint(tmp_path, {"format": ckpt.FORMAT_VERSION, "epoch": 2})
+    assert (tmp_path / ckpt.CHECKPOINT_NAME).read_bytes() == before
+    assert os.listdir(tmp_path) == [ckpt.CHECKPOINT_NAME]  # no temporary file left
+    monkeypatch.undo()
+    assert read_checkpoint(tmp_path)["epoch"] == 1
+
+
+def test_unwritable_directory(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(CheckpointError, match="Cannot write a checkpoint in .*checkpoint_dir"):
+        write_checkpoint(tmp_path / "file" / "run", {"format": ckpt.FORMAT_VERSION})
+
+
+def test_corrupt_or_foreign_checkpoint(tmp_path):
+    (tmp_path / ckpt.CHECKPOINT_NAME).write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="not a readable skdim checkpoint"):
+        read_checkpoint(tmp_path)
+    torch.save({"something": "else"}, tmp_path / ckpt.CHECKPOINT_NAME)
+    with pytest.raises(CheckpointError, match="not written by this version"):
+        read_checkpoint(tmp_path)
+
+
+# ----------------------------------------------------------------- the estimator
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, X):
+    uninterrupted = DeepInfoMax(**PARAMS).fit(X)
+    two_epochs = DeepInfoMax(**dict(PARAMS, max_epochs=2)).fit(X)
+
+    _interrupt_at(monkeypatch, epoch=2, step=2)
+    first = DeepInfoMax(**PARAMS, checkpoint_dir=tmp_path)
+    with pytest.warns(UserWarning, match=r"interrupted during epoch 3.*n_iter_=2"):
+        with pytest.raises(KeyboardInterrupt):
+            first.fit(X)
+    monkeypatch.undo()
+    # Ctrl-C left a usable estimator holding exactly epoch 2; the two steps of
+    # epoch 3 that ran were rolled back.
+    assert first.n_iter_ == 2 and len(first.history_) == 2
+    _assert_identical(first, two_epochs)
+    np.testing.assert_array_equal(first.transform(X), two_epochs.transform(X))
+
+    resumed = DeepInfoMax(**PARAMS, checkpoint_dir=tmp_path).fit(X)
+    assert resumed.n_iter_ == 3
+    assert resumed.history_ == uninterrupted.history_
+    _assert_identical(resumed, uninterrupted)
+    # A finished run resumes to itself without training.
+    again = DeepInfoMax(**PARAMS, checkpoint_dir=tmp_path, verbose=0).fit(X)
+    _assert_identical(again, uninterrupted)
+    # And the resumed estimator pickles like any other.
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(resumed)).transform(X),
+                                  uninterrupted.transform(X))
+
+
+def test_resume_rejects_other_parameters_or_data(tmp_path, X):
+    DeepInfoMax(**dict(PARAMS, max_epochs=1), checkpoint_dir=tmp_path).fit(X)
+    with pytest.raises(ValueError, match=r"other parameters: learning_rate=0.0001 \(now 0.001\)"):
+        DeepInfoMax(**dict(PARAMS, learning_rate=1e-3), checkpoint_dir=tmp_path).fit(X)
+    with pytest.raises(ValueError, match="written for data .*n_samples.: 128"):
+        DeepInfoMax(**PARAMS, checkpoint_dir=tmp_path).fit(X[:100])
+    other = X.copy()
+    other[-1] += 1  # same shape and dtype, other values
+    with pytest.raises(ValueError, match="Resume on the same data"):
+        DeepInfoMax(**PARAMS, checkpoint_dir=tmp_path).fit(other)
+    # max_epochs may change: a run can be extended.
+    longer = DeepInfoMax(**dict(PARAMS, max_epochs=2), checkpoint_dir=tmp_path).fit(X)
+    assert longer.n_iter_ == 2 and longer.history_[0]["epoch"] == 1
+
+
+def test_failed_checkpoint_write_during_fit(tmp_path, monkeypatch, X):
+    calls = []
+    real = ckpt.write_checkpoint
+
+    def flaky(directory, state):
+        calls.append(state["n_iter"])
+        if len(calls) == 2:
+            raise CheckpointError("simulated: disk full")
+        return real(directory, state)
+
+    monkeypatch.setattr(ckpt, "write_checkpoint", flaky)
+    est = DeepInfoMax(**PARAMS, checkpoint_dir=tmp_path)
+    with pytest.raises(CheckpointError, match="disk full"):
+        est.fit(X)
+    # Epoch 2 finished before its checkpoint failed; the file still holds epoch 1.
+    assert est.n_iter_ == 2
+    assert read_checkpoint(tmp_path)["n_iter"] == 1
+
+
+def test_partial_fit_resumes_its_random_stream(tmp_path, X):
+    params = dict(PARAMS, shuffle=False)
+    a, b = X[:64], X[64:]
+    straight = DeepInfoMax(**params).partial_fit(a).partial_fit(b)
+    DeepInfoMax(**params, checkpoint_dir=tmp_path).partial_fit(a)
+    resumed = DeepInfoMax(**params, checkpoint_dir=tmp_path).partial_fit(b)
+    assert resumed.n_iter_ == 2
+    _assert_identical(resumed, straight)
+
+
+def test_checkpoint_dir_validation(X):
+    with pytest.raises(ValueError, match="checkpoint_dir must be None or a directory path"):
+        DeepInfoMax(**PARAMS, checkpoint_dir=3).fit(X)
