@@ -525,6 +525,11 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             opt.load_state_dict(self._optimizer_state["main"])
             if d_opt is not None and self._optimizer_state.get("prior") is not None:
                 d_opt.load_state_dict(self._optimizer_state["prior"])
+            # Adam's moments carry over, but the learning rate is the current
+            # parameter, so a schedule via set_params(learning_rate=...) works.
+            for optimizer in (opt, d_opt):
+                for group in optimizer.param_groups if optimizer is not None else ():
+                    group["lr"] = float(self.learning_rate)
         config = DIMConfig(
             alpha=float(self.alpha),
             beta=float(self.beta),

@@ -53,8 +53,12 @@ from .nn.priors import (
 )
 
 PRECISIONS: tuple[str, ...] = ("float32", "bfloat16", "tf32")
-# Weight of the discriminator's gradient penalty (official release's setting).
-PRIOR_GRADIENT_PENALTY = 1.0
+# Weight of the discriminator's input-gradient penalty. At 1.0 the
+# discriminator stays near chance and gamma=0.1 barely moves the codes; 0.1
+# keeps it stable (0.01 was not) while the prior measurably shapes sigmoid(Y)
+# (mean KS distance to uniform on digits: 0.21 without the prior term,
+# 0.15-0.17 at gamma=0.1, 0.12 at gamma=1).
+PRIOR_GRADIENT_PENALTY = 0.1
 ADAM_BETAS = (0.5, 0.999)
 
 
@@ -308,8 +312,8 @@ def _check_finite(terms: dict[str, Tensor], epoch: int, step: int) -> None:
     if bad:
         raise DivergenceError(
             f"Training diverged at epoch {epoch + 1}, step {step + 1}: the "
-            f"{', '.join(bad)} term(s) became non-finite (NaN or inf). The weights "
-            "from before this step are kept. Try a lower learning_rate, "
+            f"{', '.join(bad)} term(s) became non-finite (NaN or inf). DeepInfoMax "
+            "keeps the weights of the last completed epoch. Try a lower learning_rate, "
             "precision='float32' or check the input scale."
         )
 

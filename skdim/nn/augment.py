@@ -35,7 +35,7 @@ def shift_crop(x: Tensor, offsets: Tensor, pad: int) -> Tensor:
 
     Parameters
     ----------
-    x : Tensor of shape (B, C, *S)
+    x : Tensor of shape ``(B, C, *S)``
         Images ``(H, W)`` or signals ``(L,)``.
     offsets : Tensor of shape (B, n_axes), int64
         Crop corner in the padded input, in ``[0, 2 * pad]``; ``pad`` gives

@@ -137,7 +137,7 @@ def absolute_coordinate_loss(predictor: CoordinatePredictor, local_map: Tensor, 
     predictor : CoordinatePredictor
         Built with ``in_features=(code_dim, local_channels)`` and
         ``n_classes=grid_shape``.
-    local_map : Tensor of shape (B, C, *S)
+    local_map : Tensor of shape ``(B, C, *S)``
     code : Tensor of shape (B, D)
 
     Returns
@@ -161,7 +161,7 @@ def relative_coordinate_loss(
     predictor : CoordinatePredictor
         Built with ``in_features=(code_dim, local_channels, local_channels)``
         and ``n_classes=[2 * side - 1 for side in grid_shape]``.
-    local_map : Tensor of shape (B, C, *S)
+    local_map : Tensor of shape ``(B, C, *S)``
     code : Tensor of shape (B, D)
     source : Tensor of shape (B,), int64
         Flat index of each image's source location.

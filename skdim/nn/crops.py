@@ -53,7 +53,7 @@ def extract_crops(x: Tensor, crop: Sequence[int], starts: Sequence[Sequence[int]
 
     Parameters
     ----------
-    x : Tensor of shape (B, C, *S)
+    x : Tensor of shape ``(B, C, *S)``
         Images ``(H, W)`` or signals ``(L,)``.
     crop : sequence of int
         Crop side per axis.
@@ -62,7 +62,7 @@ def extract_crops(x: Tensor, crop: Sequence[int], starts: Sequence[Sequence[int]
 
     Returns
     -------
-    crops : Tensor of shape (B, G_1, ..., G_d, C, *crop)
+    crops : Tensor of shape ``(B, G_1, ..., G_d, C, *crop)``
         ``crops[b, i, j] = x[b, :, starts[0][i]:+crop[0], starts[1][j]:+crop[1]]``.
     """
     dim = len(crop)

@@ -67,6 +67,6 @@ def block_mask(origins: Tensor, grid_shape: Sequence[int], block: int = BLOCK_SI
 
 
 def mask_blocks(local_map: Tensor, origins: Tensor, block: int = BLOCK_SIZE) -> Tensor:
-    """Zero every location of ``local_map`` (B, C, *S) outside each block."""
+    """Zero every location of ``local_map`` ``(B, C, *S)`` outside each block."""
     mask = block_mask(origins, local_map.shape[2:], block)
     return local_map * mask.unsqueeze(1).to(local_map.dtype)

@@ -97,7 +97,7 @@ def box_mask(start: Tensor, length: Tensor, spatial: Sequence[int]) -> Tensor:
 
     Returns
     -------
-    mask : Tensor of shape (B, *spatial), bool
+    mask : Tensor of shape ``(B, *spatial)``, bool
         True inside the box.
     """
     inside = None
@@ -146,7 +146,7 @@ def occlusion_mask(
 
     Returns
     -------
-    mask : Tensor of shape (batch_size, *spatial), bool
+    mask : Tensor of shape ``(batch_size, *spatial)``, bool
         True where the input stays visible. Every mask has a fully visible
         and a fully occluded ``block``-sized box.
     """
@@ -185,7 +185,7 @@ def occlusion_mask(
 
 
 def occlude(x: Tensor, mask: Tensor) -> Tensor:
-    """Zero the occluded positions of ``x`` (B, C, *S) given ``mask`` (B, *S)."""
+    """Zero the occluded positions of ``x`` ``(B, C, *S)`` given ``mask`` ``(B, *S)``."""
     if mask.shape[0] != x.shape[0] or mask.shape[1:] != x.shape[2:]:
         raise ValueError(
             f"mask of shape {tuple(mask.shape)} does not match inputs of shape {tuple(x.shape)}; "
