@@ -269,10 +269,18 @@ def build_discriminator(n_components: int) -> PriorDiscriminator:
 def make_optimizers(
     objective: DIMObjective, discriminator: nn.Module | None, learning_rate: float
 ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
-    main = torch.optim.Adam(objective.parameters(), lr=learning_rate, betas=ADAM_BETAS)
-    disc = None
-    if discriminator is not None:
-        disc = torch.optim.Adam(discriminator.parameters(), lr=learning_rate, betas=ADAM_BETAS)
+    """Adam for the encoder and critics, and a separate Adam for the discriminator.
+
+    The fused Adam kernel updates all parameters in one pass instead of a
+    dozen elementwise ops per tensor: with the 18M parameters of the paper's
+    CIFAR-10 model that is measurable on CPU too.
+    """
+
+    def adam(params):
+        return torch.optim.Adam(params, lr=learning_rate, betas=ADAM_BETAS, fused=True)
+
+    main = adam(objective.parameters())
+    disc = None if discriminator is None else adam(discriminator.parameters())
     return main, disc
 
 
