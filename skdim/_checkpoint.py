@@ -146,7 +146,7 @@ def save_estimator_checkpoint(estimator, X, objective, discriminator, optimizers
     """Write the estimator's training state (rank 0 only under DDP)."""
     if world()[0] != 0:
         return
-    from ._estimator import _state_to_cpu
+    from ._state import _state_to_cpu
 
     def cpu(module):
         return None if module is None else {

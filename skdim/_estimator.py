@@ -5,13 +5,11 @@ from __future__ import annotations
 import copy
 import numbers
 import os
-import sys
 import warnings
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._checkpoint import load_estimator_checkpoint, restore_estimator, save_estimator_checkpoint
@@ -23,12 +21,13 @@ from ._distributed import (
     torch_thread_limit,
     training_device,
 )
+from ._runtime import _seed_from, epoch_progress, resolve_device
+from ._state import _restore, _snapshot, _state_to_cpu
 from ._io import BatchFeeder, dataset_channel_stats, is_out_of_core, validate_source
 from ._training import (
     PRECISIONS,
     DIMConfig,
     DIMObjective,
-    DivergenceError,
     build_discriminator,
     build_seeded,
     make_optimizers,
@@ -37,7 +36,7 @@ from ._training import (
 )
 from .nn.bounds import MI_ESTIMATORS
 from .nn.crops import CROPS_ENCODER, build_crop_encoder
-from .nn.encoders import ENCODERS, EncoderOutput, build_encoder, feature_shapes, validate_encoder_output
+from .nn.encoders import ENCODERS, build_encoder, feature_shapes, validate_encoder_output
 from .nn.priors import PRIORS
 
 OUTPUT_LAYERS = ("y", "fc", "conv")
@@ -53,27 +52,6 @@ class _CheckedEncoder(torch.nn.Module):
 
     def forward(self, x):
         return validate_encoder_output(self.module(x), x.shape[0])
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; other strings are checked."""
-    if not isinstance(device, (str, torch.device)):
-        raise TypeError(f"device must be a string such as 'cpu' or 'cuda:0'; got {device!r}.")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError) as exc:
-        raise ValueError(
-            f"device={device!r} is not a valid device; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
-        ) from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available.")
-    return dev
-
-
-def _seed_from(random_state) -> int:
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
 class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -553,7 +531,7 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         previous_tf32 = torch.backends.cuda.matmul.allow_tf32 if tf32 else None
         if tf32:
             torch.backends.cuda.matmul.allow_tf32 = True
-        bar = self._progress(n_epochs)
+        bar = epoch_progress(n_epochs) if self.verbose else None
         try:
             with distributed_training(objective, disc, [opt, d_opt]), torch_thread_limit():
                 for _ in range(n_epochs):
@@ -610,15 +588,6 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             self.device_ = str(device)
             # Also on error: the model is then fitted with its last good state.
             self._publish()
-
-    def _progress(self, n_epochs: int):
-        if not self.verbose or n_epochs == 0:
-            return None
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            return _PrintProgress(n_epochs)
-        return tqdm(total=n_epochs, desc="DeepInfoMax", unit="epoch", file=sys.stderr)
 
     def _publish(self) -> None:
         self.encoder_ = self._objective.encoder
@@ -800,58 +769,3 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         tags.input_tags.three_d_array = True
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
-
-
-def _snapshot(objective, disc, opt, d_opt) -> dict:
-    """CPU copies of every weight and optimizer state, to roll back an epoch."""
-
-    def cpu_state(module):
-        return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
-
-    return {
-        "objective": cpu_state(objective),
-        "disc": None if disc is None else cpu_state(disc),
-        "optimizers": copy.deepcopy(_state_to_cpu(opt, d_opt)),
-    }
-
-
-def _restore(snapshot: dict, objective, disc, opt, d_opt) -> None:
-    objective.load_state_dict(snapshot["objective"])
-    if disc is not None:
-        disc.load_state_dict(snapshot["disc"])
-    opt.load_state_dict(snapshot["optimizers"]["main"])
-    if d_opt is not None:
-        d_opt.load_state_dict(snapshot["optimizers"]["prior"])
-
-
-def _state_to_cpu(opt, d_opt) -> dict:
-    def to_cpu(obj):
-        if isinstance(obj, torch.Tensor):
-            return obj.detach().cpu()
-        if isinstance(obj, dict):
-            return {k: to_cpu(v) for k, v in obj.items()}
-        if isinstance(obj, list):
-            return [to_cpu(v) for v in obj]
-        return obj
-
-    return {
-        "main": to_cpu(opt.state_dict()),
-        "prior": None if d_opt is None else to_cpu(d_opt.state_dict()),
-    }
-
-
-class _PrintProgress:
-    """Minimal stand-in for tqdm when it is not installed."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.n = total, 0
-
-    def update(self, k: int) -> None:
-        self.n += k
-
-    def set_postfix(self, **kwargs) -> None:
-        text = " ".join(f"{k}={v}" for k, v in kwargs.items())
-        print(f"DeepInfoMax epoch {self.n}/{self.total} {text}", file=sys.stderr)
-
-    def close(self) -> None:
-        pass

@@ -28,7 +28,7 @@ from scipy.special import expit
 from sklearn.utils import check_array
 
 from ._data import batch_to_tensor, channel_stats, resolve_layout
-from ._estimator import _seed_from, resolve_device
+from ._runtime import _seed_from, resolve_device
 from ._mine import (
     MINE_BOUNDS,
     StatisticsNetwork,
