@@ -199,6 +199,21 @@ def check_finite_loss(loss: Tensor, name: str, step: int) -> None:
         )
 
 
+def optimizer_step(
+    loss: Tensor, opt, sched, best: "BestCheckpoint", name: str, step: int, n_steps: int,
+    verbose: int,
+) -> None:
+    """One update of a critic: finiteness check, step, schedule, progress, checkpoint."""
+    check_finite_loss(loss, name, step)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    if verbose:
+        report(name, step, n_steps, -loss.item(), verbose)
+    best.update(step)
+
+
 class BestCheckpoint:
     """Keep the weights whose estimate on validation rows was highest.
 
@@ -282,14 +297,7 @@ def train_statistics_network(
             loss = -jsd_mi(pos, neg)
         else:
             loss = -infonce_mi(pos, neg)
-        check_finite_loss(loss, "MINE", step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if verbose:
-            report("MINE", step, n_steps, -loss.item(), verbose)
-        best.update(step)
+        optimizer_step(loss, opt, sched, best, "MINE", step, n_steps, verbose)
     best.restore()
 
 

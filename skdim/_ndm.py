@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from ._mine import BatchStream, BestCheckpoint, check_finite_loss, make_optimizer, mlp, report
+from ._mine import BatchStream, BestCheckpoint, make_optimizer, mlp, optimizer_step
 from .nn.bounds import MineMovingAverage, dv_mi, jsd_mi
 
 NDM_BOUNDS: tuple[str, ...] = ("dv", "jsd")
@@ -96,14 +96,7 @@ def train_discriminator(
         logits = disc(torch.cat([batch, shuffle_columns(batch, generator)]))
         pos, neg = logits[: batch.shape[0]].unsqueeze(0), logits[batch.shape[0] :].unsqueeze(0)
         loss = ema.loss(pos, neg) if bound == "dv" else -jsd_mi(pos, neg)
-        check_finite_loss(loss, "NDM", step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if verbose:
-            report("NDM", step, n_steps, -loss.item(), verbose)
-        best.update(step)
+        optimizer_step(loss, opt, sched, best, "NDM", step, n_steps, verbose)
     best.restore()
 
 
