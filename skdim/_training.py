@@ -349,6 +349,10 @@ def train_step(
     device = x.device
     if config.augment:
         x = augment_batch(x, generator)
+    if x.dim() == 4:
+        # oneDNN (CPU) and cuDNN run NHWC convolutions faster, and the local
+        # critic wants its map channels-last anyway (benchmarks/bench_fit.py).
+        x = x.contiguous(memory_format=torch.channels_last)
     with autocast(device, config.precision):
         code, terms = objective.mi_terms(x, config, generator)
     loss = torch.zeros((), device=device)

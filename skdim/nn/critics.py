@@ -99,8 +99,9 @@ class LocalResidualEmbedding(nn.Module):
         self.out_norm = nn.LayerNorm(units)
 
     def forward(self, feature_map: Tensor) -> Tensor:
-        b, c = feature_map.shape[:2]
-        x = feature_map.reshape(b, c, -1, 1).contiguous(memory_format=torch.channels_last)
+        b = feature_map.shape[0]
+        x = feature_map if feature_map.dim() == 4 else feature_map.reshape(*feature_map.shape[:2], -1, 1)
+        x = x.contiguous(memory_format=torch.channels_last)
         hidden = torch.relu(self.norm1(self.first(x)))
         out = self.second(hidden) + self.shortcut(x)  # (B, U, L, 1), channels last
         out = out.permute(0, 2, 3, 1).reshape(b, -1, self.units)
