@@ -75,12 +75,25 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
 
     Examples
     --------
-    >>> from skdim import DeepInfoMax                   # doctest: +SKIP
-    >>> from skdim.evaluation import finetune           # doctest: +SKIP
-    >>> dim = DeepInfoMax(random_state=0).fit(X_unlabelled)  # doctest: +SKIP
-    >>> clf = finetune(dim, X_labelled, y_labelled, epochs=10,
-    ...                random_state=0)                  # doctest: +SKIP
-    >>> clf.score(X_test, y_test)                       # doctest: +SKIP
+    A tiny run on 8x8 digits (real use trains longer on more data):
+
+    >>> from sklearn.datasets import load_digits
+    >>> from skdim import DeepInfoMax
+    >>> from skdim.evaluation import FineTunedClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X, y = X[:200].reshape(-1, 8, 8) / 16.0, y[:200]
+    >>> dim = DeepInfoMax(n_components=8, critic_units=32, batch_size=50,
+    ...                   max_epochs=1, device="cpu", random_state=0).fit(X)
+    >>> clf = FineTunedClassifier(dim, epochs=1, batch_size=50,
+    ...                           random_state=0).fit(X, y)
+    >>> clf.classes_
+    array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    >>> clf.predict(X[:5]).shape, clf.predict_proba(X[:5]).shape
+    ((5,), (5, 10))
+    >>> bool(0.0 <= clf.score(X, y) <= 1.0)
+    True
+    >>> clf.encoder_ is dim.encoder_  # a fine-tuned copy; dim is unchanged
+    False
     """
 
     def __init__(self, estimator, *, layer="fc", epochs=20, batch_size=64,
@@ -228,9 +241,21 @@ def finetune(estimator, X, y, *, layer="fc", epochs=20, batch_size=64,
 
     Examples
     --------
-    >>> from skdim.evaluation import finetune           # doctest: +SKIP
-    >>> clf = finetune(dim, X_train, y_train, epochs=10, random_state=0)  # doctest: +SKIP
-    >>> clf.score(X_test, y_test)                       # doctest: +SKIP
+    A tiny run on 8x8 digits (real use trains longer on more data):
+
+    >>> from sklearn.datasets import load_digits
+    >>> from skdim import DeepInfoMax
+    >>> from skdim.evaluation import finetune
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X, y = X[:200].reshape(-1, 8, 8) / 16.0, y[:200]
+    >>> dim = DeepInfoMax(n_components=8, critic_units=32, batch_size=50,
+    ...                   max_epochs=1, device="cpu", random_state=0).fit(X)
+    >>> clf = finetune(dim, X[:150], y[:150], epochs=2, batch_size=50,
+    ...                random_state=0)
+    >>> clf.predict(X[150:]).shape
+    (50,)
+    >>> bool(0.0 <= clf.score(X[150:], y[150:]) <= 1.0)
+    True
     """
     return FineTunedClassifier(
         estimator, layer=layer, epochs=epochs, batch_size=batch_size,

@@ -26,7 +26,14 @@ __all__ = ["crop_padding", "shift_crop", "flip_horizontal", "augment_batch"]
 
 
 def crop_padding(side: int) -> int:
-    """Padding (and maximal shift) of the random crop: ``side // 8``."""
+    """Padding (and maximal shift) of the random crop: ``side // 8``.
+
+    Examples
+    --------
+    >>> from skdim.nn.augment import crop_padding
+    >>> crop_padding(32), crop_padding(64), crop_padding(7)
+    (4, 8, 0)
+    """
     return int(side) // 8
 
 
@@ -47,6 +54,14 @@ def shift_crop(x: Tensor, offsets: Tensor, pad: int) -> Tensor:
     out : Tensor of the shape of ``x``
         ``out[b, :, i, j] = x[b, :, i + offsets[b, 0] - pad, j + offsets[b, 1] - pad]``
         and 0 outside ``x``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.augment import shift_crop
+    >>> x = torch.tensor([[[1, 2, 3, 4]], [[1, 2, 3, 4]]])
+    >>> shift_crop(x, torch.tensor([[0], [1]]), pad=1).tolist()  # shift right by 1; unchanged
+    [[[0, 1, 2, 3]], [[1, 2, 3, 4]]]
     """
     if pad == 0:
         return x
@@ -64,7 +79,16 @@ def shift_crop(x: Tensor, offsets: Tensor, pad: int) -> Tensor:
 
 
 def flip_horizontal(x: Tensor, flip: Tensor) -> Tensor:
-    """Mirror the last axis of the samples where ``flip`` (B,) is True."""
+    """Mirror the last axis of the samples where ``flip`` (B,) is True.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.augment import flip_horizontal
+    >>> x = torch.arange(6).reshape(2, 1, 3)
+    >>> flip_horizontal(x, torch.tensor([True, False])).tolist()
+    [[[2, 1, 0]], [[3, 4, 5]]]
+    """
     flip = flip.to(x.device).reshape(-1, *([1] * (x.dim() - 1)))
     return torch.where(flip, x.flip(-1), x)
 
@@ -82,6 +106,17 @@ def augment_batch(x: Tensor, generator: torch.Generator | None = None) -> Tensor
     Returns
     -------
     out : Tensor of the shape, dtype and device of ``x``
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.augment import augment_batch
+    >>> x = torch.ones(4, 3, 16, 16)
+    >>> out = augment_batch(x, generator=torch.Generator().manual_seed(0))
+    >>> out.shape == x.shape, out.dtype == x.dtype
+    (True, True)
+    >>> bool(((out == 0) | (out == 1)).all())  # shifted pixels, zero padding
+    True
     """
     spatial = x.shape[2:]
     if len(spatial) not in (1, 2):

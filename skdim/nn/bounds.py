@@ -53,6 +53,16 @@ def jsd_mi(pos: Tensor, neg: Tensor) -> Tensor:
     ``E_pos[-softplus(-u)] - E_neg[softplus(u)]``. It equals ``-2 log 2`` for
     a critic that cannot tell the pairs apart (all scores equal to 0) and
     tends to 0 from below for a perfect critic.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.bounds import jsd_mi
+    >>> round(float(jsd_mi(torch.zeros(4, 2), torch.zeros(4, 6))), 4)  # -2 log 2
+    -1.3863
+    >>> pos, neg = torch.full((4, 2), 10.0), torch.full((4, 6), -10.0)
+    >>> round(float(jsd_mi(pos, neg)), 4)  # a confident critic: close to 0
+    -0.0001
     """
     return -F.softplus(-pos).mean() - F.softplus(neg).mean()
 
@@ -67,6 +77,16 @@ def dv_mi(pos: Tensor, neg: Tensor) -> Tensor:
 
     The log-mean-exp is computed with a max-shifted ``logsumexp`` so large
     scores neither overflow nor return NaN.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.bounds import dv_mi
+    >>> abs(float(dv_mi(torch.zeros(4, 2), torch.zeros(4, 6)))) < 1e-6  # chance: 0
+    True
+    >>> pos, neg = torch.full((4, 2), 1000.0), torch.full((4, 6), 1000.0)
+    >>> abs(float(dv_mi(pos, neg))) < 1e-3  # huge scores: no overflow, no NaN
+    True
     """
     return pos.mean() - _log_mean_exp(neg)
 
@@ -78,6 +98,17 @@ def infonce_mi(pos: Tensor, neg: Tensor) -> Tensor:
     itself and the ``N`` negatives ``neg[i, :]``. The estimate is
     ``log(1 + N) + mean_{i,p} log softmax(pos[i, p] | candidates)`` and so can
     never exceed ``log(1 + N)``.
+
+    Examples
+    --------
+    >>> import math, torch
+    >>> from skdim.nn.bounds import infonce_mi
+    >>> abs(float(infonce_mi(torch.zeros(4, 2), torch.zeros(4, 7)))) < 1e-6  # chance: 0
+    True
+    >>> pos, neg = torch.full((4, 2), 10.0), torch.full((4, 7), -10.0)
+    >>> est = infonce_mi(pos, neg)  # N = 7 negatives per row
+    >>> round(float(est), 4), bool(est <= math.log(1 + 7))
+    (2.0794, True)
     """
     if pos.dim() != 2 or neg.dim() != 2 or pos.shape[0] != neg.shape[0]:
         raise ValueError(
@@ -95,7 +126,20 @@ _BOUNDS = {"jsd": jsd_mi, "dv": dv_mi, "infonce": infonce_mi}
 
 
 def mi_lower_bound(pos: Tensor, neg: Tensor, estimator: str = "jsd") -> Tensor:
-    """Dispatch to :func:`jsd_mi`, :func:`dv_mi` or :func:`infonce_mi` by name."""
+    """Dispatch to :func:`jsd_mi`, :func:`dv_mi` or :func:`infonce_mi` by name.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.bounds import jsd_mi, mi_lower_bound
+    >>> pos, neg = torch.zeros(4, 2), torch.zeros(4, 6)
+    >>> bool(mi_lower_bound(pos, neg, "jsd") == jsd_mi(pos, neg))
+    True
+    >>> mi_lower_bound(pos, neg, estimator="nce")
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown MI estimator 'nce'; expected one of ('jsd', 'infonce', 'dv').
+    """
     try:
         fn = _BOUNDS[estimator]
     except KeyError:
@@ -126,6 +170,17 @@ def split_pair_scores(scores: Tensor, offset: int | None = None) -> tuple[Tensor
         ``scores[i, j, :]`` for every ``j != offset + i``: positives are
         excluded from the negatives (paper, appendix A.3), and other
         locations of the same item are neither positives nor negatives.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.bounds import split_pair_scores
+    >>> pos, neg = split_pair_scores(torch.arange(9.0).reshape(3, 3))
+    >>> pos.flatten().tolist(), neg.tolist()
+    ([0.0, 4.0, 8.0], [[1.0, 2.0], [3.0, 5.0], [6.0, 7.0]])
+    >>> pos, neg = split_pair_scores(torch.zeros(2, 4, 5), offset=2)  # B=2, M=4, L=5
+    >>> tuple(pos.shape), tuple(neg.shape)
+    ((2, 5), (2, 15))
     """
     if scores.dim() == 2:
         scores = scores.unsqueeze(-1)
@@ -157,6 +212,17 @@ def subsample_negatives(
 
     Each row gets its own random subset (without replacement), so the bounds
     can be studied as a function of the number of negatives (paper, figure 9).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.bounds import subsample_negatives
+    >>> neg = torch.arange(12.0).reshape(2, 6)
+    >>> sub = subsample_negatives(neg, 3, generator=torch.Generator().manual_seed(0))
+    >>> tuple(sub.shape), all(set(s.tolist()) <= set(r.tolist()) for s, r in zip(sub, neg))
+    ((2, 3), True)
+    >>> subsample_negatives(neg, None) is neg  # None keeps every negative
+    True
     """
     if n_negatives is None or n_negatives >= neg.shape[1]:
         return neg
@@ -177,6 +243,16 @@ class MineMovingAverage:
     the plain DV estimate (negated), so it can be logged as usual.
 
     The moving average is kept in log space for stability.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.bounds import MineMovingAverage, dv_mi
+    >>> mine = MineMovingAverage(rate=0.1)
+    >>> pos, neg = torch.tensor([[2.0, 1.0]]), torch.tensor([[0.0, -1.0, 1.0]])
+    >>> loss = mine.loss(pos, neg)  # value: the negated DV estimate
+    >>> round(float(loss), 4), round(float(-dv_mi(pos, neg)), 4)
+    (-1.191, -1.191)
     """
 
     def __init__(self, rate: float = 0.01) -> None:

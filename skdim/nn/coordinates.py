@@ -48,6 +48,14 @@ def grid_coordinates(grid_shape: Sequence[int], device: torch.device | str | Non
     coords : Tensor of shape (prod(grid_shape), n_axes), int64
         Row ``l`` is the position of location ``l`` of
         ``feature_map.reshape(B, C, -1)`` (row-major).
+
+    Examples
+    --------
+    >>> from skdim.nn.coordinates import grid_coordinates
+    >>> grid_coordinates((2, 3)).tolist()
+    [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]]
+    >>> grid_coordinates((3,)).tolist()
+    [[0], [1], [2]]
     """
     axes = [torch.arange(int(s), device=device) for s in grid_shape]
     mesh = torch.meshgrid(*axes, indexing="ij")
@@ -69,6 +77,16 @@ def relative_offsets(source: Tensor, grid_shape: Sequence[int]) -> Tensor:
     offsets : Tensor of shape (B, L, n_axes), int64
         ``offsets[b, l] = coords[source[b]] - coords[l]``, each axis in
         ``[-(side - 1), side - 1]``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.coordinates import relative_offsets
+    >>> offsets = relative_offsets(torch.tensor([4]), (2, 3))  # source (1, 1)
+    >>> tuple(offsets.shape)
+    (1, 6, 2)
+    >>> offsets[0].tolist()
+    [[1, 1], [1, 0], [1, -1], [0, 1], [0, 0], [0, -1]]
     """
     coords = grid_coordinates(grid_shape, source.device)
     return coords[source][:, None, :] - coords[None, :, :]
@@ -78,7 +96,18 @@ def sample_sources(
     batch_size: int, n_locations: int, generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> Tensor:
-    """One uniformly drawn source location per image (drawn on the CPU)."""
+    """One uniformly drawn source location per image (drawn on the CPU).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.coordinates import sample_sources
+    >>> source = sample_sources(5, 49, generator=torch.Generator().manual_seed(0))
+    >>> tuple(source.shape), source.dtype
+    ((5,), torch.int64)
+    >>> bool(((source >= 0) & (source < 49)).all())
+    True
+    """
     source = torch.randint(int(n_locations), (int(batch_size),), generator=generator)
     return source if device is None else source.to(device)
 
@@ -94,6 +123,15 @@ class CoordinatePredictor(nn.Module):
         Number of classes of each axis; the logits are split accordingly.
     units : int, default=512
         Width of the two hidden layers (the paper's 512).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.coordinates import CoordinatePredictor
+    >>> predictor = CoordinatePredictor(in_features=(16, 8), n_classes=(7, 7), units=32)
+    >>> code, feats = torch.zeros(2, 1, 16), torch.zeros(2, 49, 8)  # broadcast over 49 locations
+    >>> [tuple(logits.shape) for logits in predictor(code, feats)]
+    [(2, 49, 7), (2, 49, 7)]
     """
 
     def __init__(self, in_features: Sequence[int], n_classes: Sequence[int], units: int = 512) -> None:
@@ -144,6 +182,19 @@ def absolute_coordinate_loss(predictor: CoordinatePredictor, local_map: Tensor, 
     -------
     loss : Tensor
         Sum over axes of the mean cross-entropy (nats).
+
+    Examples
+    --------
+    With uniform logits (zeroed output layer) the loss is chance level,
+    ``log(H) + log(W)``:
+
+    >>> import math, torch
+    >>> from skdim.nn.coordinates import CoordinatePredictor, absolute_coordinate_loss
+    >>> predictor = CoordinatePredictor(in_features=(16, 8), n_classes=(2, 3), units=32)
+    >>> _ = torch.nn.init.zeros_(predictor.out.weight), torch.nn.init.zeros_(predictor.out.bias)
+    >>> loss = absolute_coordinate_loss(predictor, torch.ones(4, 8, 2, 3), torch.ones(4, 16))
+    >>> loss.shape, math.isclose(loss.item(), math.log(2) + math.log(3), rel_tol=1e-6)
+    (torch.Size([]), True)
     """
     feats = flatten_locations(local_map)  # (B, L, C)
     logits = predictor(code[:, None, :], feats)
@@ -170,6 +221,16 @@ def relative_coordinate_loss(
     -------
     loss : Tensor
         Sum over axes of the mean cross-entropy over all targets (nats).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.coordinates import CoordinatePredictor, relative_coordinate_loss, sample_sources
+    >>> predictor = CoordinatePredictor(in_features=(16, 8, 8), n_classes=(2 * 2 - 1, 2 * 3 - 1), units=32)
+    >>> source = sample_sources(4, 2 * 3, generator=torch.Generator().manual_seed(0))
+    >>> loss = relative_coordinate_loss(predictor, torch.ones(4, 8, 2, 3), torch.ones(4, 16), source)
+    >>> loss.shape, bool(loss > 0)
+    (torch.Size([]), True)
     """
     grid = local_map.shape[2:]
     feats = flatten_locations(local_map)  # (B, L, C)

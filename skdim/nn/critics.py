@@ -45,7 +45,19 @@ def _gather_items(gather: Gather | None, items: Tensor) -> tuple[Tensor, int | N
 
 
 def flatten_locations(feature_map: Tensor) -> Tensor:
-    """``(B, C, *S) -> (B, L, C)`` with ``L = prod(S)``, channels last."""
+    """``(B, C, *S) -> (B, L, C)`` with ``L = prod(S)``, channels last.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.critics import flatten_locations
+    >>> feature_map = torch.arange(24.0).reshape(2, 3, 2, 2)  # (B, C, H, W)
+    >>> flat = flatten_locations(feature_map)
+    >>> tuple(flat.shape)  # (B, H * W, C)
+    (2, 4, 3)
+    >>> flat[0, 1].tolist()  # the 3 channels of image 0 at location (0, 1)
+    [1.0, 5.0, 9.0]
+    """
     b, c = feature_map.shape[:2]
     return feature_map.reshape(b, c, -1).transpose(1, 2)
 
@@ -59,6 +71,16 @@ class ResidualEmbedding(nn.Module):
     same module embeds the code ``(B, D)`` and all local features
     ``(B, L, C)`` -- a 1x1 convolution over all locations is one matrix
     product on ``(B * L, C)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.critics import ResidualEmbedding
+    >>> embed = ResidualEmbedding(in_features=6, units=8)
+    >>> tuple(embed(torch.zeros(4, 6)).shape)  # codes (B, D)
+    (4, 8)
+    >>> tuple(embed(torch.zeros(4, 5, 6)).shape)  # local features (B, L, C)
+    (4, 5, 8)
     """
 
     def __init__(self, in_features: int, units: int) -> None:
@@ -87,6 +109,16 @@ class LocalResidualEmbedding(nn.Module):
     equivalent ``nn.Linear`` (about 1.7x for the 2048-unit float32 layer in
     ``benchmarks/bench_fit.py``). The result is returned as ``(B, L, U)``, a
     free view of the channels-last output.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.critics import LocalResidualEmbedding
+    >>> embed = LocalResidualEmbedding(in_channels=6, units=8)
+    >>> tuple(embed(torch.zeros(4, 6, 3, 3)).shape)  # (B, C, H, W) -> (B, H * W, U)
+    (4, 9, 8)
+    >>> tuple(embed(torch.zeros(4, 6, 5)).shape)  # 1-D maps (B, C, L) work too
+    (4, 5, 8)
     """
 
     def __init__(self, in_channels: int, units: int) -> None:
@@ -113,6 +145,18 @@ class DotLocalCritic(nn.Module):
 
     All ``B x B x L`` scores come from a single matrix product. ``forward``
     returns ``(pos, neg)`` as :func:`~skdim.nn.bounds.split_pair_scores` does.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.critics import DotLocalCritic
+    >>> critic = DotLocalCritic(local_channels=6, code_dim=10, units=8)
+    >>> local_map, code = torch.zeros(4, 6, 3, 3), torch.zeros(4, 10)  # B=4, L=9
+    >>> pos, neg = critic(local_map, code)
+    >>> tuple(pos.shape), tuple(neg.shape)  # (B, L) and (B, (B - 1) * L)
+    ((4, 9), (4, 27))
+    >>> tuple(critic.scores(local_map, code).shape)  # all pairs (B, B, L)
+    (4, 4, 9)
     """
 
     def __init__(self, local_channels: int, code_dim: int, units: int = 512) -> None:
@@ -147,6 +191,19 @@ class ConcatLocalCritic(nn.Module):
     ``n_shifts`` caps the negatives at that many other images per anchor
     (image ``i`` against images ``i+1, ..., i+n_shifts`` of the batch, all
     their locations). ``None`` scores every other image.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.critics import ConcatLocalCritic
+    >>> critic = ConcatLocalCritic(local_channels=6, code_dim=10, units=8, n_shifts=2)
+    >>> local_map, code = torch.zeros(4, 6, 3, 3), torch.zeros(4, 10)  # B=4, L=9
+    >>> pos, neg = critic(local_map, code)
+    >>> tuple(pos.shape), tuple(neg.shape)  # (B, L) and (B, n_shifts * L)
+    ((4, 9), (4, 18))
+    >>> critic.n_shifts = None  # every other image: (B, (B - 1) * L)
+    >>> tuple(critic(local_map, code)[1].shape)
+    (4, 27)
     """
 
     def __init__(
@@ -181,6 +238,18 @@ class GlobalCritic(nn.Module):
     then FC 512-512-1. The first layer is split into a map part and a code
     part so that all ``B x B`` pairs need one broadcast add, not ``B**2``
     concatenations. ``forward`` returns ``(pos, neg)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.critics import GlobalCritic
+    >>> conv_map, code = torch.zeros(4, 6, 3, 3), torch.zeros(4, 10)  # B=4
+    >>> critic = GlobalCritic(conv_features=6 * 3 * 3, code_dim=10, units=8)
+    >>> pos, neg = critic(conv_map, code)
+    >>> tuple(pos.shape), tuple(neg.shape)  # (B, 1) and (B, B - 1)
+    ((4, 1), (4, 3))
+    >>> tuple(critic.scores(conv_map, code).shape)  # all pairs (B, B, 1)
+    (4, 4, 1)
     """
 
     def __init__(self, conv_features: int, code_dim: int, units: int = 512) -> None:
@@ -206,7 +275,17 @@ class GlobalCritic(nn.Module):
 
 
 class PriorDiscriminator(nn.Module):
-    """Prior discriminator of paper eq. 7 / table 10: MLP ``d-1000-200-1``."""
+    """Prior discriminator of paper eq. 7 / table 10: MLP ``d-1000-200-1``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.critics import PriorDiscriminator
+    >>> disc = PriorDiscriminator(code_dim=10, hidden=(16, 8))  # a small 10-16-8-1 MLP
+    >>> z = torch.randn(4, 10, generator=torch.Generator().manual_seed(0))
+    >>> tuple(disc(z).shape)  # one logit per code
+    (4,)
+    """
 
     def __init__(self, code_dim: int, hidden: tuple[int, int] = (1000, 200)) -> None:
         super().__init__()

@@ -40,7 +40,16 @@ _CROP_TARGET_SIDE = 2
 
 
 def crop_geometry(side: int, grid: int = GRID_SIZE) -> tuple[int, list[int]]:
-    """Crop length and the ``grid`` crop origins along one axis of ``side``."""
+    """Crop length and the ``grid`` crop origins along one axis of ``side``.
+
+    Examples
+    --------
+    >>> from skdim.nn.crops import crop_geometry
+    >>> crop_geometry(32)  # 8-wide crops, stride 4
+    (8, [0, 4, 8, 12, 16, 20, 24])
+    >>> crop_geometry(10)  # 8 does not divide 10: rounded, even spread
+    (2, [0, 1, 3, 4, 5, 7, 8])
+    """
     side = int(side)
     crop = max(1, int(round(side * CROP_FRACTION)))
     span = side - crop
@@ -64,6 +73,16 @@ def extract_crops(x: Tensor, crop: Sequence[int], starts: Sequence[Sequence[int]
     -------
     crops : Tensor of shape ``(B, G_1, ..., G_d, C, *crop)``
         ``crops[b, i, j] = x[b, :, starts[0][i]:+crop[0], starts[1][j]:+crop[1]]``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.crops import extract_crops
+    >>> extract_crops(torch.arange(6).reshape(1, 1, 6), (2,), ((0, 2, 4),)).tolist()
+    [[[[0, 1]], [[2, 3]], [[4, 5]]]]
+    >>> images = torch.zeros(2, 3, 4, 4)
+    >>> tuple(extract_crops(images, (2, 2), ((0, 2), (0, 1, 2))).shape)
+    (2, 2, 3, 3, 2, 2)
     """
     dim = len(crop)
     out = x
@@ -129,6 +148,17 @@ class CropEncoder(nn.Module):
         Size of the code ``Y``.
     local_channels : int, default=128
         Size of each crop's local feature vector.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.crops import CropEncoder
+    >>> encoder = CropEncoder(in_channels=3, input_shape=(32, 32), n_components=16)
+    >>> encoder.crop, encoder.starts[0]
+    ((8, 8), (0, 4, 8, 12, 16, 20, 24))
+    >>> out = encoder(torch.zeros(2, 3, 32, 32))
+    >>> tuple(out.local.shape), tuple(out.conv.shape), tuple(out.fc.shape), tuple(out.y.shape)
+    ((2, 128, 7, 7), (2, 256, 4, 4), (2, 1024), (2, 16))
     """
 
     def __init__(
@@ -196,6 +226,16 @@ def build_crop_encoder(
     Returns
     -------
     encoder : CropEncoder
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.crops import build_crop_encoder
+    >>> encoder = build_crop_encoder(in_channels=1, input_shape=(64,), n_components=8)
+    >>> encoder.crop, encoder.starts
+    ((16,), ((0, 8, 16, 24, 32, 40, 48),))
+    >>> tuple(encoder(torch.zeros(2, 1, 64)).y.shape)
+    (2, 8)
     """
     if local_layer is not None:
         raise ValueError(

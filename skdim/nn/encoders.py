@@ -104,7 +104,20 @@ _TARGET_SIDE = 4
 
 
 class EncoderOutput(NamedTuple):
-    """The four views of one encoder forward pass (see the module docstring)."""
+    """The four views of one encoder forward pass (see the module docstring).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.encoders import EncoderOutput
+    >>> out = EncoderOutput(local=torch.zeros(2, 8, 4, 4), conv=torch.zeros(2, 16, 2, 2),
+    ...                     fc=torch.zeros(2, 32), y=torch.zeros(2, 3))
+    >>> EncoderOutput._fields
+    ('local', 'conv', 'fc', 'y')
+    >>> local, conv, fc, y = out  # a NamedTuple: unpacks like a plain tuple
+    >>> tuple(out.y.shape)
+    (2, 3)
+    """
 
     local: Tensor
     conv: Tensor
@@ -130,6 +143,18 @@ class ConvEncoder(nn.Module):
         Spatial shape of the input, checked in :meth:`forward`.
     local_layer : int
         Index (negative allowed) of the block whose output is ``local``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skdim.nn.encoders import ConvEncoder
+    >>> blocks = [nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 8, 3, stride=2, padding=1)]
+    >>> encoder = ConvEncoder(blocks, fc=nn.Linear(8 * 4 * 4, 16), head=nn.Linear(16, 2),
+    ...                       in_channels=1, input_shape=(8, 8), local_layer=0)
+    >>> out = encoder(torch.zeros(5, 1, 8, 8))
+    >>> [tuple(t.shape) for t in out]  # local, conv, fc, y
+    [(5, 4, 8, 8), (5, 8, 4, 4), (5, 16), (5, 2)]
     """
 
     def __init__(
@@ -218,6 +243,17 @@ def conv_plan(input_shape: tuple[int, ...]) -> list[tuple[tuple[int, ...], tuple
     -------
     plan : list of (kernel, stride, padding)
         One entry per block, each a tuple with one int per axis.
+
+    Examples
+    --------
+    >>> from skdim.nn.encoders import conv_plan
+    >>> for kernel, stride, padding in conv_plan((8, 8)):  # 8x8 -> 4x4 -> 4x4 -> 4x4
+    ...     print(kernel, stride, padding)
+    (4, 4) (2, 2) (1, 1)
+    (3, 3) (1, 1) (1, 1)
+    (3, 3) (1, 1) (1, 1)
+    >>> len(conv_plan((96, 96)))  # 48, 24, 12, 6, 3
+    5
     """
     sides = list(input_shape)
     plan = []
@@ -338,6 +374,18 @@ def build_encoder(
     -------
     encoder : ConvEncoder
         A module whose ``forward(x)`` returns an :class:`EncoderOutput`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.encoders import build_encoder
+    >>> encoder = build_encoder("auto", in_channels=1, input_shape=(6,), n_components=4)
+    >>> out = encoder(torch.zeros(2, 1, 6))  # "auto" picks "conv1d" for signals
+    >>> tuple(out.local.shape), tuple(out.conv.shape), tuple(out.y.shape)
+    ((2, 128, 3), (2, 256, 3), (2, 4))
+    >>> encoder = build_encoder("conv", 3, (8, 8), n_components=16, local_layer=0)
+    >>> tuple(encoder(torch.zeros(2, 3, 8, 8)).local.shape)  # block 0 as the local map
+    (2, 64, 4, 4)
     """
     if not isinstance(name, str):
         raise TypeError(
@@ -403,6 +451,20 @@ def validate_encoder_output(out: object, batch_size: int, n_components: int | No
         If ``out`` is not a 4-tuple of floating point tensors.
     ValueError
         If a tensor has the wrong rank or leading dimension.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.encoders import validate_encoder_output
+    >>> raw = (torch.zeros(2, 8, 4, 4), torch.zeros(2, 16, 2, 2),  # a plain tuple
+    ...        torch.zeros(2, 32), torch.zeros(2, 3))
+    >>> out = validate_encoder_output(raw, batch_size=2, n_components=3)
+    >>> type(out).__name__, tuple(out.y.shape)
+    ('EncoderOutput', (2, 3))
+    >>> validate_encoder_output(raw, batch_size=2, n_components=4)
+    Traceback (most recent call last):
+    ...
+    ValueError: Encoder output 'y' has 3 features, expected n_components=4.
     """
     fields = EncoderOutput._fields
     if not isinstance(out, (tuple, list)) or len(out) != 4:
@@ -454,6 +516,16 @@ def feature_shapes(encoder: nn.Module, in_channels: int, input_shape: tuple[int,
     -------
     shapes : EncoderOutput of torch.Size
         The full shapes, batch dimension (2) included.
+
+    Examples
+    --------
+    >>> from skdim.nn.encoders import build_encoder, feature_shapes
+    >>> encoder = build_encoder("conv", in_channels=3, input_shape=(8, 8), n_components=16)
+    >>> shapes = feature_shapes(encoder, 3, (8, 8))
+    >>> tuple(shapes.local), tuple(shapes.conv), tuple(shapes.fc), tuple(shapes.y)
+    ((2, 128, 4, 4), (2, 256, 4, 4), (2, 1024), (2, 16))
+    >>> encoder.training  # the training mode is restored
+    True
     """
     param = next(encoder.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")

@@ -49,6 +49,20 @@ def sample_block_origins(
     origins : Tensor of shape (batch_size, n_axes), int64
         Uniform over the ``prod(side - block + 1)`` positions where the block
         lies inside the grid.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.multiple_globals import sample_block_origins
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> origins = sample_block_origins(5, (7, 7), gen)
+    >>> origins.shape, origins.dtype
+    (torch.Size([5, 2]), torch.int64)
+
+    A 3x3 block fits in a 7x7 map at corners 0 to 4 along each axis:
+
+    >>> bool(((origins >= 0) & (origins <= 4)).all())
+    True
     """
     grid = tuple(int(s) for s in grid_shape)
     if any(s < block for s in grid):
@@ -62,11 +76,42 @@ def sample_block_origins(
 
 
 def block_mask(origins: Tensor, grid_shape: Sequence[int], block: int = BLOCK_SIZE) -> Tensor:
-    """Boolean ``(B, *grid_shape)`` masks, True inside each image's block."""
+    """Boolean ``(B, *grid_shape)`` masks, True inside each image's block.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.multiple_globals import block_mask
+    >>> block_mask(torch.tensor([[1, 2]]), (4, 5), block=2).long()
+    tensor([[[0, 0, 0, 0, 0],
+             [0, 0, 1, 1, 0],
+             [0, 0, 1, 1, 0],
+             [0, 0, 0, 0, 0]]])
+
+    With the default 3x3 blocks, each mask covers 9 locations:
+
+    >>> block_mask(torch.tensor([[0, 0], [4, 4]]), (7, 7)).sum((1, 2))
+    tensor([9, 9])
+    """
     return box_mask(origins, torch.full_like(origins, block), grid_shape)
 
 
 def mask_blocks(local_map: Tensor, origins: Tensor, block: int = BLOCK_SIZE) -> Tensor:
-    """Zero every location of ``local_map`` ``(B, C, *S)`` outside each block."""
+    """Zero every location of ``local_map`` ``(B, C, *S)`` outside each block.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.multiple_globals import mask_blocks
+    >>> local_map = torch.ones(1, 2, 4, 4)  # 1 image, 2 channels, 4x4 locations
+    >>> out = mask_blocks(local_map, torch.tensor([[0, 1]]), block=2)
+    >>> out.shape
+    torch.Size([1, 2, 4, 4])
+    >>> out[0, 0]
+    tensor([[0., 1., 1., 0.],
+            [0., 1., 1., 0.],
+            [0., 0., 0., 0.],
+            [0., 0., 0., 0.]])
+    """
     mask = block_mask(origins, local_map.shape[2:], block)
     return local_map * mask.unsqueeze(1).to(local_map.dtype)

@@ -56,6 +56,18 @@ def occlusion_block_size(
     -------
     block : tuple of int
         ``max(1, round(side * fraction))`` per axis.
+
+    Examples
+    --------
+    >>> from skdim.nn.occlusion import occlusion_block_size
+    >>> occlusion_block_size((32, 32))  # the paper's 10x10 blocks
+    (10, 10)
+    >>> occlusion_block_size((64, 48))
+    (20, 15)
+    >>> occlusion_block_size((3,))  # never below one position
+    (1,)
+    >>> occlusion_block_size((8, 8), fraction=0.5)
+    (4, 4)
     """
     if not 0 < fraction <= 0.5:
         raise ValueError(f"fraction must be in (0, 0.5]; got {fraction!r}.")
@@ -67,6 +79,18 @@ def check_occludable(spatial: Sequence[int], block: Sequence[int]) -> list[int]:
 
     Raises a ValueError when there is none: the two guaranteed blocks cannot
     both exist in such an input (e.g. a single pixel).
+
+    Examples
+    --------
+    >>> from skdim.nn.occlusion import check_occludable
+    >>> check_occludable((32, 32), (10, 10))
+    [0, 1]
+    >>> check_occludable((32, 15), (10, 10))  # no room along the width
+    [0]
+    >>> check_occludable((1, 1), (1, 1))
+    Traceback (most recent call last):
+        ...
+    ValueError: occlusion=True needs room for a visible and a fully occluded block of 1x1 ...
     """
     spatial, block = tuple(spatial), tuple(block)
     if len(spatial) != len(block) or len(spatial) not in (1, 2):
@@ -99,6 +123,24 @@ def box_mask(start: Tensor, length: Tensor, spatial: Sequence[int]) -> Tensor:
     -------
     mask : Tensor of shape ``(B, *spatial)``, bool
         True inside the box.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.occlusion import box_mask
+    >>> start = torch.tensor([[1, 2]])   # row 1, column 2
+    >>> length = torch.tensor([[2, 3]])  # 2 rows, 3 columns
+    >>> box_mask(start, length, (4, 6)).long()
+    tensor([[[0, 0, 0, 0, 0, 0],
+             [0, 0, 1, 1, 1, 0],
+             [0, 0, 1, 1, 1, 0],
+             [0, 0, 0, 0, 0, 0]]])
+
+    One box per row, here on 1-D signals of length 5:
+
+    >>> box_mask(torch.tensor([[0], [3]]), torch.tensor([[2], [1]]), (5,))
+    tensor([[ True,  True, False, False, False],
+            [False, False, False,  True, False]])
     """
     inside = None
     n_axes = len(spatial)
@@ -149,6 +191,23 @@ def occlusion_mask(
     mask : Tensor of shape ``(batch_size, *spatial)``, bool
         True where the input stays visible. Every mask has a fully visible
         and a fully occluded ``block``-sized box.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.occlusion import occlusion_mask
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> mask = occlusion_mask(4, (32, 32), gen)
+    >>> mask.shape, mask.dtype
+    (torch.Size([4, 32, 32]), torch.bool)
+
+    Every mask keeps one 10x10 block fully visible and one fully occluded:
+
+    >>> windows = mask.unfold(1, 10, 1).unfold(2, 10, 1).flatten(-2)
+    >>> bool(windows.all(-1).flatten(1).any(1).all())
+    True
+    >>> bool((~windows).all(-1).flatten(1).any(1).all())
+    True
     """
     spatial = tuple(int(s) for s in spatial)
     block = occlusion_block_size(spatial) if block is None else tuple(int(b) for b in block)
@@ -185,7 +244,31 @@ def occlusion_mask(
 
 
 def occlude(x: Tensor, mask: Tensor) -> Tensor:
-    """Zero the occluded positions of ``x`` ``(B, C, *S)`` given ``mask`` ``(B, *S)``."""
+    """Zero the occluded positions of ``x`` ``(B, C, *S)`` given ``mask`` ``(B, *S)``.
+
+    Every channel is zeroed where ``mask`` is False.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.occlusion import occlude
+    >>> x = torch.arange(1.0, 7.0).reshape(1, 2, 3)  # 1 signal, 2 channels, length 3
+    >>> mask = torch.tensor([[True, False, True]])
+    >>> occlude(x, mask)
+    tensor([[[1., 0., 3.],
+             [4., 0., 6.]]])
+
+    With a sampled mask for a batch of images:
+
+    >>> from skdim.nn.occlusion import occlusion_mask
+    >>> images = torch.ones(2, 3, 32, 32)
+    >>> mask = occlusion_mask(2, (32, 32), torch.Generator().manual_seed(0))
+    >>> out = occlude(images, mask)
+    >>> out.shape
+    torch.Size([2, 3, 32, 32])
+    >>> bool((out == mask.unsqueeze(1)).all())  # ones kept where visible, 0 elsewhere
+    True
+    """
     if mask.shape[0] != x.shape[0] or mask.shape[1:] != x.shape[2:]:
         raise ValueError(
             f"mask of shape {tuple(mask.shape)} does not match inputs of shape {tuple(x.shape)}; "
