@@ -58,13 +58,10 @@ def is_out_of_core(X) -> bool:
     return hasattr(X, "__len__") and hasattr(X, "__getitem__")
 
 
-class ArraySource:
-    """An array-like (``h5py``, ``zarr`` ...) read by blocks of rows."""
+class _Source:
+    """What both sources share: a ``shape``, and ``len``/``ndim``/``__array__`` from it."""
 
-    def __init__(self, data) -> None:
-        self.data = data
-        self.shape = tuple(int(s) for s in data.shape)
-        self.dtype = np.dtype(data.dtype)
+    shape: tuple[int, ...]
 
     @property
     def ndim(self) -> int:
@@ -76,6 +73,15 @@ class ArraySource:
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         # Only for callers that explicitly want everything in memory.
         return np.asarray(self[:], dtype=dtype)
+
+
+class ArraySource(_Source):
+    """An array-like (``h5py``, ``zarr`` ...) read by blocks of rows."""
+
+    def __init__(self, data) -> None:
+        self.data = data
+        self.shape = tuple(int(s) for s in data.shape)
+        self.dtype = np.dtype(data.dtype)
 
     def __getitem__(self, key) -> np.ndarray:
         if isinstance(key, np.ndarray):
@@ -92,7 +98,7 @@ def _sample_to_numpy(item) -> np.ndarray:
     return np.asarray(item)
 
 
-class SampleSource:
+class SampleSource(_Source):
     """A ``Dataset`` or sequence whose items are single samples."""
 
     def __init__(self, data) -> None:
@@ -102,16 +108,6 @@ class SampleSource:
         self.shape = (n, *first.shape)
         self.dtype = first.dtype
         self.check_finite = self.dtype.kind in "fc"
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        return np.asarray(self[:], dtype=dtype)
 
     def __getitem__(self, key) -> np.ndarray:
         if isinstance(key, slice):
