@@ -337,8 +337,12 @@ def train_step(
     *,
     epoch: int = 0,
     step: int = 0,
+    forward: Callable[..., tuple[Tensor, dict[str, Tensor]]] | None = None,
 ) -> dict[str, Tensor]:
     """One update of the encoder and critics, and one of the discriminator.
+
+    ``forward`` replaces ``objective.mi_terms`` (same signature), e.g. by
+    its ``torch.compile``-d version.
 
     The prior game takes two separate steps on opposite objectives: the
     discriminator learns to tell prior samples from (detached) codes, then the
@@ -354,7 +358,7 @@ def train_step(
         # critic wants its map channels-last anyway (benchmarks/bench_fit.py).
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast(device, config.precision):
-        code, terms = objective.mi_terms(x, config, generator)
+        code, terms = (forward or objective.mi_terms)(x, config, generator)
     loss = torch.zeros((), device=device)
     if "local_mi" in terms:
         loss = loss - config.beta * terms["local_mi"]
@@ -408,8 +412,12 @@ def train_epoch(
     epoch: int = 0,
     shuffle: bool = True,
     progress: Callable[[dict[str, float]], None] | None = None,
+    forward: Callable[..., tuple[Tensor, dict[str, Tensor]]] | None = None,
 ) -> dict[str, float]:
-    """One pass over the data; returns the mean of every term over batches."""
+    """One pass over the data; returns the mean of every term over batches.
+
+    ``forward`` is passed on to :func:`train_step`.
+    """
     objective.train()
     if discriminator is not None:
         discriminator.train()
@@ -418,7 +426,7 @@ def train_epoch(
     for step, idx in enumerate(batch_indices(n_samples, batch_size, generator, shuffle)):
         terms = train_step(
             objective, discriminator, optimizer, d_optimizer, get_batch(idx), config,
-            generator, epoch=epoch, step=step,
+            generator, epoch=epoch, step=step, forward=forward,
         )
         for k, v in terms.items():
             sums[k] = sums[k] + v if k in sums else v.clone()

@@ -252,3 +252,39 @@ def test_critics_backpropagate_to_both_inputs():
     pos, neg = critic(local, code)
     (pos.sum() - neg.mean()).backward()
     assert local.grad.abs().sum() > 0 and code.grad.abs().sum() > 0
+
+
+def test_pointwise_gemm_backward_is_exact():
+    # The GEMM backward that bfloat16 CPU training uses for 1x1 convolutions
+    # must give the convolution's gradients: checked in float64.
+    from skdim.nn.critics import _PointwiseGemm
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 5, 4, 2, dtype=torch.double, generator=gen)
+    x = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = torch.randn(6, 5, 1, 1, dtype=torch.double, generator=gen, requires_grad=True)
+    b = torch.randn(6, dtype=torch.double, generator=gen, requires_grad=True)
+    assert torch.autograd.gradcheck(_PointwiseGemm.apply, (x, w, b))
+    assert torch.autograd.gradcheck(_PointwiseGemm.apply, (x, w, None))
+
+
+def test_local_embedding_bfloat16_gradients_match_plain_convolutions(monkeypatch):
+    import skdim.nn.critics as critics
+
+    module = critics.LocalResidualEmbedding(16, 32)
+    feature_map = torch.randn(8, 16, 4, 4, generator=torch.Generator().manual_seed(1))
+
+    def grads():
+        module.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = module(feature_map)
+        (out.float() ** 2).sum().backward()
+        return out.float().detach(), [p.grad.clone() for p in module.parameters()]
+
+    out_gemm, g_gemm = grads()
+    monkeypatch.setattr(critics, "_pointwise_conv", lambda conv, x: conv(x))
+    out_conv, g_conv = grads()
+    torch.testing.assert_close(out_gemm, out_conv)
+    for a, b in zip(g_gemm, g_conv):
+        # Same products in bfloat16, possibly summed in another order.
+        assert float((a - b).norm() / b.norm()) < 1e-2

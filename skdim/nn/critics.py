@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from typing import Callable
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .bounds import split_pair_scores
@@ -60,6 +61,58 @@ def flatten_locations(feature_map: Tensor) -> Tensor:
     """
     b, c = feature_map.shape[:2]
     return feature_map.reshape(b, c, -1).transpose(1, 2)
+
+
+class _PointwiseGemm(torch.autograd.Function):
+    """A 1x1 convolution of a channels-last map: convolution forward, GEMM backward.
+
+    In bfloat16 on CPU, oneDNN's convolution forward is the fastest way to
+    compute the product, but its convolution backward is markedly slower than
+    the two plain GEMMs that give the same gradients (about 110 ms against
+    85 ms for the 2048-unit layer at batch 64 on 2 cores; float32 is the
+    other way round). In channels-last order the map is a ``(B*H*W, C)``
+    matrix, so the GEMMs need no copies.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.conv2d(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        b, c, h, w = x.shape
+        units = weight.shape[0]
+        g = grad.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(-1, units)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = (g @ weight.reshape(units, c)).reshape(b, h, w, c).permute(0, 3, 1, 2)
+        if ctx.needs_input_grad[1]:
+            rows = x.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(-1, c)
+            grad_w = (g.t() @ rows).reshape(units, c, 1, 1)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = g.sum(0)
+        return grad_x, grad_w, grad_b
+
+
+def _pointwise_conv(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """``conv(x)`` for a 1x1 ``conv``, with :class:`_PointwiseGemm` where it pays.
+
+    That is training on CPU under bfloat16 autocast; everywhere else (float32,
+    CUDA, inference) the plain convolution is the faster one.
+    """
+    if (
+        x.device.type != "cpu"
+        or not torch.is_grad_enabled()
+        or not torch.is_autocast_enabled("cpu")
+        or torch.get_autocast_dtype("cpu") != torch.bfloat16
+    ):
+        return conv(x)
+    dtype = torch.bfloat16
+    bias = None if conv.bias is None else conv.bias.to(dtype)
+    return _PointwiseGemm.apply(x.to(dtype), conv.weight.to(dtype), bias)
 
 
 class ResidualEmbedding(nn.Module):
@@ -134,8 +187,9 @@ class LocalResidualEmbedding(nn.Module):
         b = feature_map.shape[0]
         x = feature_map if feature_map.dim() == 4 else feature_map.reshape(*feature_map.shape[:2], -1, 1)
         x = x.contiguous(memory_format=torch.channels_last)
-        hidden = torch.relu(self.norm1(self.first(x)))
-        out = self.second(hidden) + self.shortcut(x)  # (B, U, L, 1), channels last
+        hidden = torch.relu(self.norm1(_pointwise_conv(self.first, x)))
+        # (B, U, L, 1), channels last
+        out = _pointwise_conv(self.second, hidden) + _pointwise_conv(self.shortcut, x)
         out = out.permute(0, 2, 3, 1).reshape(b, -1, self.units)
         return self.out_norm(out)
 
