@@ -28,6 +28,8 @@ from torch import nn
 
 from skdim import DeepInfoMax
 
+from _flops import StepFlops
+
 
 # --------------------------------------------------------------------------
 # The reference: eager float32 DIM(L) as a researcher would write it.
@@ -188,26 +190,21 @@ def transform_rate(dim, X, rounds=3):
     return best
 
 
-def step_flops(units, estimator, batch=64):
+def step_flops(units, estimator, gamma, batch=64):
     """Matmul and convolution FLOPs of one skdim training step (forward and backward).
 
-    Counted by :class:`torch.utils.flop_counter.FlopCounterMode` on a one-batch
-    ``partial_fit``, so the count covers exactly the kernels skdim runs for
-    the encoder and the critics. The counter cannot follow the double backward
-    of the prior's gradient penalty, so the step is counted without the prior:
-    its 64-1000-200-1 discriminator adds well under 1% of the FLOPs, and
-    leaving it out only makes the reported share of the ceiling conservative.
+    Counted by :class:`_flops.StepFlops` (FlopCounterMode's rules) on a
+    one-batch ``partial_fit``, so the count covers exactly the kernels skdim
+    runs: encoder, critics, and the prior discriminator with its gradient
+    penalty.
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     X = np.random.default_rng(0).integers(0, 256, size=(batch, 32, 32, 3), dtype=np.uint8)
-    dim = DeepInfoMax(encoder="dcgan", critic_units=units, mi_estimator=estimator, gamma=0.0,
+    dim = DeepInfoMax(encoder="dcgan", critic_units=units, mi_estimator=estimator, gamma=gamma,
                       batch_size=batch, device="cpu", random_state=0)
     dim.partial_fit(X)  # builds the modules; the second call is the counted step
-    counter = FlopCounterMode(display=False)
-    with counter:
+    with StepFlops() as counter:
         dim.partial_fit(X)
-    return counter.get_total_flops()
+    return counter.total
 
 
 def matmul_ceiling(dtype, n=2048, rows=4096, rounds=5):
@@ -270,7 +267,7 @@ def main():
         r_ref, r_f32, r_bf16 = interleaved_rates([ref, f32, bf16], args.rounds)
         tr = transform_rate(f32.dim, f32.X)
         # Achieved bf16 FLOP/s as a share of the bf16 GEMM ceiling measured above.
-        frac = step_flops(units, estimator) * r_bf16 / 64 / ceil_bf16
+        frac = step_flops(units, estimator, gamma) * r_bf16 / 64 / ceil_bf16
         print(
             f"{units:>5} {estimator:>7} {gamma:>5} | {r_ref:>8.1f} | {r_f32:>9.1f} {r_f32 / r_ref:>5.2f}"
             f" | {r_bf16:>10.1f} {r_bf16 / r_ref:>5.2f} {100 * frac:>4.0f}%"

@@ -35,10 +35,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import flop_registry
 
 from skdim import DeepInfoMax
+
+from _flops import StepFlops
 
 GOAL_IMAGES_PER_S = 30_000
 # (critic units, MI estimator, prior weight, precision)
@@ -71,34 +71,6 @@ def matmul_rate(device: torch.device, n: int, dtype=torch.bfloat16, repeats: int
         sync(device)
         best = min(best, time.perf_counter() - t)
     return 2.0 * n**3 / best
-
-
-class StepFlops(TorchDispatchMode):
-    """Total FLOPs of the matrix products and convolutions run inside it.
-
-    The counting rules of :class:`torch.utils.flop_counter.FlopCounterMode`
-    (its ``flop_registry``, and decomposing ops it has no rule for) without
-    its module tracker, whose backward hooks fail inside
-    ``torch.autograd.grad(..., create_graph=True)`` -- which the prior
-    discriminator's gradient penalty runs.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.total = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        packet = func._overloadpacket
-        if packet not in flop_registry and func is not torch.ops.prim.device.default:
-            with self:
-                out = func.decompose(*args, **kwargs)
-            if out is not NotImplemented:
-                return out
-        out = func(*args, **kwargs)
-        if packet in flop_registry:
-            self.total += int(flop_registry[packet](*args, **kwargs, out_val=out))
-        return out
 
 
 def make_dim(units, estimator, gamma, precision, args) -> DeepInfoMax:

@@ -13,6 +13,7 @@ import importlib.util
 import io
 import json
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,10 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def _load(name: str):
+    # Scripts import their shared helpers (benchmarks/_flops.py) as a
+    # script run from benchmarks/ would.
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
     spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -185,3 +190,31 @@ def test_paper_findings_skips_without_data(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(findings, "default_cifar10_npz_path", lambda: None)
     assert findings.main([]) == 0
     assert "SKIPPED" in capsys.readouterr().out
+
+
+def test_bench_gpu_dry_run_counts_flops(capsys):
+    bench = _load("bench_gpu")
+    assert bench.main(["--dry-run"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "|" in line and "%" in line]
+    assert len(rows) == 2
+    # Counted FLOPs per image are positive and the share of the peak is a percentage.
+    gflop = [float(r.split("|")[2]) for r in rows]
+    assert all(g > 0 for g in gflop)
+
+
+def test_bench_fit_counts_the_critic_gemms():
+    bench = _load("bench_fit")
+
+    def critic_flops(units):
+        # Forward GEMMs of the critic on the dcgan encoder's 8x8x128 local map
+        # at batch 64: the local embedding (first, shortcut, second 1x1 convs
+        # over 4096 rows), the code embedding (64 rows, 64-d codes) and the
+        # 64 x 4096 score matrix; backward costs twice the forward.
+        rows, b = 64 * 64, 64
+        fwd = (2 * rows * (2 * 128 * units + units * units)
+               + 2 * b * (2 * 64 * units + units * units) + 2 * b * rows * units)
+        return 3 * fwd
+
+    # Everything but the critic (encoder, prior) is the same at both widths.
+    counted = bench.step_flops(64, "jsd", 0.1) - bench.step_flops(16, "jsd", 0.1)
+    assert counted == pytest.approx(critic_flops(64) - critic_flops(16), rel=1e-3)
