@@ -27,7 +27,7 @@ import skdim  # noqa: E402
 # -- Project ------------------------------------------------------------------
 project = "skdim"
 author = "The skdim developers"
-copyright = "2024, The skdim developers"
+copyright = "2026, The skdim developers"
 release = skdim.__version__
 version = ".".join(release.split(".")[:2])
 
