@@ -184,6 +184,18 @@ def test_paper_findings_prints_every_claim(tiny_npz, capsys):
     assert "DIM(L) infonce, 1 neg" in printed and "untrained encoder" in printed
 
 
+def test_paper_findings_negatives_only(tiny_npz, capsys):
+    findings = _load("paper_findings")
+    rc = findings.main([str(tiny_npz), "--n-train", "48", "--n-test", "20", "--epochs", "1",
+                        "--critic-units", "16", "--precision", "float32", "--threads", "1",
+                        "--negatives", "4", "1", "--negatives-only"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    claims = [line for line in printed.splitlines() if line[:2] in {"1.", "2.", "3.", "4.", "5."}]
+    assert len(claims) == 1 and claims[0].startswith("4. negatives all/4/1")
+    assert "DIM(G)" not in printed and "occlusion" not in printed
+
+
 def test_paper_findings_skips_without_data(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("SKDIM_CIFAR10_NPZ", raising=False)
     findings = _load("paper_findings")
