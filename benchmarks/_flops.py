@@ -33,3 +33,16 @@ class StepFlops(TorchDispatchMode):
         if packet in flop_registry:
             self.total += int(flop_registry[packet](*args, **kwargs, out_val=out))
         return out
+
+
+def step_flops(dim, batch) -> int:
+    """FLOPs of one training step of ``dim`` on ``batch`` (one mini-batch of rows).
+
+    A first ``partial_fit`` builds the modules (their shape-inference pass
+    would otherwise be counted); the second, counted, is exactly one step:
+    encoder, critics, and the prior discriminator with its gradient penalty.
+    """
+    dim.partial_fit(batch)
+    with StepFlops() as counter:
+        dim.partial_fit(batch)
+    return counter.total

@@ -28,7 +28,7 @@ from torch import nn
 
 from skdim import DeepInfoMax
 
-from _flops import StepFlops
+from _flops import step_flops
 
 
 # --------------------------------------------------------------------------
@@ -190,21 +190,14 @@ def transform_rate(dim, X, rounds=3):
     return best
 
 
-def step_flops(units, estimator, gamma, batch=64):
-    """Matmul and convolution FLOPs of one skdim training step (forward and backward).
-
-    Counted by :class:`_flops.StepFlops` (FlopCounterMode's rules) on a
-    one-batch ``partial_fit``, so the count covers exactly the kernels skdim
-    runs: encoder, critics, and the prior discriminator with its gradient
-    penalty.
-    """
+def skdim_step_flops(units, estimator, gamma, batch=64):
+    """Counted matmul and convolution FLOPs of one skdim training step (fwd and bwd)."""
     X = np.random.default_rng(0).integers(0, 256, size=(batch, 32, 32, 3), dtype=np.uint8)
-    dim = DeepInfoMax(encoder="dcgan", critic_units=units, mi_estimator=estimator, gamma=gamma,
-                      batch_size=batch, device="cpu", random_state=0)
-    dim.partial_fit(X)  # builds the modules; the second call is the counted step
-    with StepFlops() as counter:
-        dim.partial_fit(X)
-    return counter.total
+    return step_flops(
+        DeepInfoMax(encoder="dcgan", critic_units=units, mi_estimator=estimator, gamma=gamma,
+                    batch_size=batch, device="cpu", random_state=0),
+        X,
+    )
 
 
 def matmul_ceiling(dtype, n=2048, rows=4096, rounds=5):
@@ -267,7 +260,7 @@ def main():
         r_ref, r_f32, r_bf16 = interleaved_rates([ref, f32, bf16], args.rounds)
         tr = transform_rate(f32.dim, f32.X)
         # Achieved bf16 FLOP/s as a share of the bf16 GEMM ceiling measured above.
-        frac = step_flops(units, estimator, gamma) * r_bf16 / 64 / ceil_bf16
+        frac = skdim_step_flops(units, estimator, gamma) * r_bf16 / 64 / ceil_bf16
         print(
             f"{units:>5} {estimator:>7} {gamma:>5} | {r_ref:>8.1f} | {r_f32:>9.1f} {r_f32 / r_ref:>5.2f}"
             f" | {r_bf16:>10.1f} {r_bf16 / r_ref:>5.2f} {100 * frac:>4.0f}%"

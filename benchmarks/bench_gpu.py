@@ -8,11 +8,11 @@ variations (infoNCE, no prior, a 512-unit critic, TF32). For each row:
 * images/s of :meth:`skdim.DeepInfoMax.fit` (the whole estimator: input from
   a NumPy array, every step, the per-epoch bookkeeping), best of ``--rounds``
   timed ``fit`` calls of ``--epochs`` epochs each, after a warm-up epoch;
-* the FLOPs of one training step per image, counted over a short ``fit``
-  with the rules of :class:`torch.utils.flop_counter.FlopCounterMode`
-  (matrix products and convolutions, forward and backward, the prior
-  discriminator and its gradient penalty included; elementwise work not
-  counted);
+* the FLOPs of one training step per image, counted over one ``partial_fit``
+  step once the model is built, with the rules of
+  :class:`torch.utils.flop_counter.FlopCounterMode` (matrix products and
+  convolutions, forward and backward, the prior discriminator and its
+  gradient penalty included; elementwise work not counted);
 * the achieved FLOP/s (FLOPs per image x images/s) as a fraction of the
   bf16 matrix-product rate measured on this device in the same run
   (``torch.matmul`` of two 8192x8192 bf16 matrices);
@@ -38,7 +38,7 @@ import torch
 
 from skdim import DeepInfoMax
 
-from _flops import StepFlops
+from _flops import step_flops
 
 GOAL_IMAGES_PER_S = 30_000
 # (critic units, MI estimator, prior weight, precision)
@@ -81,13 +81,10 @@ def make_dim(units, estimator, gamma, precision, args) -> DeepInfoMax:
     )
 
 
-def step_flops(units, estimator, gamma, precision, args, X) -> float:
+def step_flops_per_image(units, estimator, gamma, precision, args, X) -> float:
     """Counted FLOPs of one training step, per image."""
-    n = 2 * args.batch_size
     dim = make_dim(units, estimator, gamma, precision, args)
-    with StepFlops() as counter:
-        dim.fit(X[:n])
-    return counter.total / n
+    return step_flops(dim, X[:args.batch_size]) / args.batch_size
 
 
 def measure_row(units, estimator, gamma, precision, args, X, peak) -> dict:
@@ -104,7 +101,7 @@ def measure_row(units, estimator, gamma, precision, args, X, peak) -> dict:
         dim.fit(X)
         sync(device)
         best = max(best, args.epochs * len(X) / (time.perf_counter() - t))
-    flops = step_flops(units, estimator, gamma, precision, args, X)
+    flops = step_flops_per_image(units, estimator, gamma, precision, args, X)
     return {
         "units": units, "estimator": estimator, "gamma": gamma, "precision": precision,
         "images_per_s": best,

@@ -228,5 +228,5 @@ def test_bench_fit_counts_the_critic_gemms():
         return 3 * fwd
 
     # Everything but the critic (encoder, prior) is the same at both widths.
-    counted = bench.step_flops(64, "jsd", 0.1) - bench.step_flops(16, "jsd", 0.1)
+    counted = bench.skdim_step_flops(64, "jsd", 0.1) - bench.skdim_step_flops(16, "jsd", 0.1)
     assert counted == pytest.approx(critic_flops(64) - critic_flops(16), rel=1e-3)
