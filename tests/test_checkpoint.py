@@ -204,3 +204,131 @@ def test_partial_fit_resumes_its_random_stream(tmp_path, X):
 def test_checkpoint_dir_validation(X):
     with pytest.raises(ValueError, match="checkpoint_dir must be None or a directory path"):
         DeepInfoMax(**PARAMS, checkpoint_dir=3).fit(X)
+
+
+# ----------------------------------------------------------------- reliability
+
+
+def _checkpoint_file(directory):
+    return directory / ckpt.CHECKPOINT_NAME
+
+
+def test_resume_detects_changed_middle_rows(tmp_path, X):
+    DeepInfoMax(**dict(PARAMS, max_epochs=1), checkpoint_dir=tmp_path).fit(X)
+    other = X.copy()
+    other[8:120] = X[8:120][::-1]  # 112 of 128 middle rows replaced
+    with pytest.raises(ValueError, match="Resume on the same data"):
+        DeepInfoMax(**PARAMS, checkpoint_dir=tmp_path).fit(other)
+    flipped = X.copy()
+    flipped[64, 3, 3] += 1e-3  # one value of one middle row
+    with pytest.raises(ValueError, match="Resume on the same data"):
+        DeepInfoMax(**PARAMS, checkpoint_dir=tmp_path).fit(flipped)
+
+
+def test_checkpoint_longer_than_max_epochs_is_an_error(tmp_path, X):
+    DeepInfoMax(**dict(PARAMS, max_epochs=3), checkpoint_dir=tmp_path).fit(X)
+    with pytest.raises(ValueError, match=r"holds 3 epochs.*max_epochs=2"):
+        DeepInfoMax(**dict(PARAMS, max_epochs=2), checkpoint_dir=tmp_path).fit(X)
+
+
+def test_orphan_temporary_file_is_removed(tmp_path, X):
+    DeepInfoMax(**dict(PARAMS, max_epochs=1), checkpoint_dir=tmp_path).fit(X)
+    orphan = tmp_path / f".{ckpt.CHECKPOINT_NAME}.abc123.tmp"
+    orphan.write_bytes(b"half a checkpoint")  # a kill during a write leaves this
+    DeepInfoMax(**dict(PARAMS, max_epochs=2), checkpoint_dir=tmp_path).fit(X)
+    assert not orphan.exists()
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_flipped_payload_bytes_are_detected(tmp_path, X):
+    DeepInfoMax(**dict(PARAMS, max_epochs=1), checkpoint_dir=tmp_path).fit(X)
+    path = _checkpoint_file(tmp_path)
+    data = bytearray(path.read_bytes())
+    # Flip bytes well inside the payload (tensor data), where torch.load
+    # itself would not notice.
+    for offset in (len(data) // 2, len(data) // 2 + 1, 2 * len(data) // 3):
+        data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="digest"):
+        read_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match="digest"):
+        DeepInfoMax(**PARAMS, checkpoint_dir=tmp_path).fit(X)
+
+
+@pytest.mark.parametrize("damage", ["missing_key", "wrong_shape", "missing_section"])
+def test_damaged_state_raises_checkpoint_error(tmp_path, X, damage):
+    DeepInfoMax(**dict(PARAMS, max_epochs=1), checkpoint_dir=tmp_path).fit(X)
+    state = read_checkpoint(tmp_path)
+    weights = state["trainer"]["objective"]
+    key = next(k for k, v in weights.items() if v.dim() == 2)
+    if damage == "missing_key":
+        del weights[key]
+    elif damage == "wrong_shape":
+        weights[key] = torch.zeros(weights[key].shape[0] + 1, weights[key].shape[1])
+    else:
+        del state["trainer"]["optimizer"]
+    write_checkpoint(tmp_path, state)  # a valid digest over damaged content
+    with pytest.raises(CheckpointError, match="delete"):
+        DeepInfoMax(**PARAMS, checkpoint_dir=tmp_path).fit(X)
+
+
+def test_unwritable_checkpoint_dir_fails_before_training(tmp_path, X, monkeypatch):
+    from skdim.nn import trainer as trainer_module
+
+    steps = []
+    real = trainer_module.DIMTrainer.train_step
+    monkeypatch.setattr(trainer_module.DIMTrainer, "train_step",
+                        lambda self, x: steps.append(1) or real(self, x))
+    (tmp_path / "file").write_text("not a directory")
+    est = DeepInfoMax(**PARAMS, checkpoint_dir=tmp_path / "file" / "run")
+    with pytest.raises(CheckpointError, match="checkpoint_dir"):
+        est.fit(X)
+    assert steps == []
+
+
+def test_disk_full_during_fit_says_so_and_keeps_the_previous_checkpoint(tmp_path, X, monkeypatch):
+    DeepInfoMax(**dict(PARAMS, max_epochs=1), checkpoint_dir=tmp_path).fit(X)
+    before = _checkpoint_file(tmp_path).read_bytes()
+    real_save = torch.save
+
+    def full(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt.torch, "save", full)
+    est = DeepInfoMax(**dict(PARAMS, max_epochs=2), checkpoint_dir=tmp_path)
+    with pytest.raises(CheckpointError, match=r"(?i)no space left on device.*previous checkpoint.*intact"):
+        est.fit(X)
+    monkeypatch.undo()
+    assert _checkpoint_file(tmp_path).read_bytes() == before
+    assert read_checkpoint(tmp_path)["n_iter"] == 1
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_a_second_fit_in_the_same_directory_is_locked_out(tmp_path, X):
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    ready = tmp_path / "ready"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from skdim._checkpoint import directory_lock
+        with directory_lock({str(tmp_path / 'run')!r}):
+            open({str(ready)!r}, "w").close()
+            time.sleep(60)
+    """)])
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists()
+        est = DeepInfoMax(**dict(PARAMS, learning_rate=1e-3), checkpoint_dir=tmp_path / "run")
+        with pytest.raises(CheckpointError, match=r"in use by another fit.*pid"):
+            est.fit(X)
+    finally:
+        holder.kill()
+        holder.wait()
+    # Once the other fit is gone, the directory can be used.
+    DeepInfoMax(**dict(PARAMS, max_epochs=1), checkpoint_dir=tmp_path / "run").fit(X)

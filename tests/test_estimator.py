@@ -716,3 +716,261 @@ def test_compiled_fit_matches_eager_and_pickles(digits):
     assert np.isfinite(codes).all()
     restored = pickle.loads(pickle.dumps(compiled))
     np.testing.assert_allclose(restored.transform(digits), codes, rtol=1e-5, atol=1e-6)
+
+
+# =========================================================== threads
+
+
+def _state_hash(est) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for module in (est.encoder_, est.critics_):
+        for key, value in module.state_dict().items():
+            digest.update(key.encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _modules(est):
+    yield from est.encoder_.modules()
+    yield from est.critics_.modules()
+
+
+def test_fitted_modules_are_in_eval_mode(digits, tmp_path):
+    """The rule behind thread-safe transform: what fit publishes is in eval
+    mode (BatchNorm uses its running statistics and never updates them)."""
+    for est in (
+        small(max_epochs=2).fit(digits),
+        small().partial_fit(digits).partial_fit(digits),
+        small(warm_start=True).fit(digits).fit(digits),
+        small(checkpoint_dir=tmp_path).fit(digits),
+        small(checkpoint_dir=tmp_path).fit(digits),  # resumed from the checkpoint
+        pickle.loads(pickle.dumps(small().fit(digits))),
+    ):
+        assert not any(m.training for m in _modules(est))
+
+
+def test_transform_never_switches_a_module_into_training_mode(digits, fitted, monkeypatch):
+    published = {id(m) for m in _modules(fitted)}
+    calls = []
+    real_train = torch.nn.Module.train
+
+    def train(self, mode=True):
+        if id(self) in published:
+            calls.append((type(self).__name__, mode))
+        return real_train(self, mode)
+
+    monkeypatch.setattr(torch.nn.Module, "train", train)
+    fitted.transform(digits)
+    fitted.extract_features(digits, layer="fc")
+    assert calls == []
+
+
+def test_concurrent_transform_equals_sequential_and_changes_nothing(digits):
+    from concurrent.futures import ThreadPoolExecutor
+
+    est = small(max_epochs=2).fit(digits)
+    before = _state_hash(est)
+    rng = np.random.default_rng(0)
+    inputs = [digits[rng.permutation(len(digits))[: 40 + 7 * i]] for i in range(8)]
+    expected = [est.transform(x) for x in inputs]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(5):
+            results = list(pool.map(est.transform, inputs))
+            for got, want in zip(results, expected):
+                np.testing.assert_array_equal(got, want)
+    assert _state_hash(est) == before
+    np.testing.assert_array_equal(est.transform(inputs[0]), expected[0])
+
+
+def test_fits_in_threads_equal_sequential_fits(digits):
+    from concurrent.futures import ThreadPoolExecutor
+
+    params = [dict(random_state=0), dict(random_state=1), dict(random_state=2, gamma=0.5)]
+
+    def run(p):
+        est = small(max_epochs=2, **p).fit(digits)
+        return est.transform(digits)
+
+    sequential = [run(p) for p in params]
+    torch.manual_seed(7)
+    np.random.seed(7)
+    torch_state, np_state = torch.get_rng_state(), np.random.get_state()
+    for _ in range(2):
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            threaded = list(pool.map(run, params))
+        for got, want in zip(threaded, sequential):
+            np.testing.assert_array_equal(got, want)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    after = np.random.get_state()
+    assert np.array_equal(after[1], np_state[1]) and after[2:] == np_state[2:]
+
+
+def test_fit_never_seeds_the_global_generator(digits, monkeypatch):
+    """Seeding the global generator (even inside fork_rng) races with other
+    threads; every draw must come from an explicit generator."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the global torch generator was seeded")
+
+    monkeypatch.setattr(torch, "manual_seed", forbidden)
+    monkeypatch.setattr(torch.random, "manual_seed", forbidden)
+    monkeypatch.setattr(torch.random, "fork_rng", forbidden)
+    for params in (dict(), dict(multiple_globals=True, max_epochs=1)):
+        X = digits if not params else _colour_images(n=40, side=32)
+        small(**params).fit(X)
+
+
+# =========================================================== atomic fit
+
+
+def _snapshot(est) -> dict:
+    """Everything a user can observe of an estimator's state."""
+    state = {k: v for k, v in vars(est).items() if not k.startswith("_")}
+    fitted = {k for k in state if k.endswith("_")}
+    return {"params": est.get_params(deep=False), "fitted": fitted,
+            "history": [dict(h) for h in getattr(est, "history_", [])],
+            "n_iter": getattr(est, "n_iter_", None),
+            "n_features_in": getattr(est, "n_features_in_", None),
+            "input_shape": getattr(est, "input_shape_", None),
+            "weights": _state_hash(est) if hasattr(est, "encoder_") else None}
+
+
+def _bad_fits(digits):
+    """(name, X, extra params, expected error) of fits that must fail cleanly."""
+    flat = digits.reshape(len(digits), -1)
+    nan = digits.copy()
+    nan[3, 2, 2] = np.nan
+    return [
+        ("5-D", digits.reshape(len(digits), 8, 8, 1, 1), {}, ValueError),
+        ("ambiguous NHWC/NCHW", np.zeros((20, 3, 8, 3)), {}, ValueError),
+        ("wrong image_shape", flat, {"image_shape": (9, 9)}, ValueError),
+        ("image_shape on images", digits, {"image_shape": (8, 8)}, ValueError),
+        ("NaN", nan, {}, ValueError),
+        ("inf", np.where(nan != nan, np.inf, nan), {}, ValueError),
+        ("one sample", digits[:1], {}, ValueError),
+        ("empty", digits[:0], {}, ValueError),
+        ("1-D", digits[:, 0, 0], {}, ValueError),
+        ("strings", np.array([["a", "b"], ["c", "d"]]), {}, ValueError),
+        ("complex", digits.astype(np.complex64), {}, ValueError),
+        ("image too small for dcgan", digits, {"encoder": "dcgan"}, ValueError),
+        ("invalid parameter", digits, {"batch_size": 1}, ValueError),
+    ]
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_failed_fit_leaves_a_fitted_estimator_exactly_as_it_was(digits, method):
+    est = small(max_epochs=2).fit(digits)
+    codes = est.transform(digits)
+    before = _snapshot(est)
+    for name, X, params, error in _bad_fits(digits):
+        saved = est.get_params(deep=False)
+        est.set_params(**params)
+        with pytest.raises(error):
+            getattr(est, method)(X)
+        est.set_params(**saved)
+        assert _snapshot(est) == before, name
+        np.testing.assert_array_equal(est.transform(digits), codes, err_msg=name)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_failed_fit_leaves_an_unfitted_estimator_unfitted(digits, method):
+    for name, X, params, error in _bad_fits(digits):
+        est = small(**params)
+        with pytest.raises(error):
+            getattr(est, method)(X)
+        assert not [k for k in vars(est) if k.endswith("_") and not k.startswith("_")], name
+        with pytest.raises(NotFittedError):
+            est.transform(digits)
+
+
+def _diverging(monkeypatch, after_steps: int):
+    """Make the local MI bound NaN from step ``after_steps`` of the run on."""
+    from skdim.nn import objective
+
+    real = objective.mi_lower_bound
+    calls = {"n": 0}
+
+    def bound(pos, neg, estimator):
+        calls["n"] += 1
+        value = real(pos, neg, estimator)
+        return value * float("nan") if calls["n"] > after_steps else value
+
+    monkeypatch.setattr(objective, "mi_lower_bound", bound)
+
+
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_divergence_leaves_the_estimator_as_it_was(digits, monkeypatch, warm_start):
+    est = small(max_epochs=2, warm_start=warm_start).fit(digits)
+    codes, before = est.transform(digits), _snapshot(est)
+    _diverging(monkeypatch, after_steps=4)
+    with pytest.raises(DivergenceError, match=r"epoch \d+, step \d+.*local_mi"):
+        est.fit(digits)
+    monkeypatch.undo()
+    assert _snapshot(est) == before
+    np.testing.assert_array_equal(est.transform(digits), codes)
+
+    fresh = small(max_epochs=2)
+    _diverging(monkeypatch, after_steps=0)
+    with pytest.raises(DivergenceError):
+        fresh.fit(digits)
+    with pytest.raises(NotFittedError):
+        fresh.transform(digits)
+
+
+def test_huge_inputs_train_like_the_original_scale(digits):
+    """1e300 overflows float32: statistics and standardisation run in float64."""
+    est = small(max_epochs=1).fit(digits * 1e300)
+    assert np.isfinite(est.channel_std_).all() and np.isfinite(est.channel_mean_).all()
+    np.testing.assert_allclose(est.transform(digits * 1e300), small(max_epochs=1).fit(digits).transform(digits),
+                               rtol=1e-4, atol=1e-4)
+
+
+# =========================================================== scale
+
+
+@pytest.mark.parametrize("transform", [
+    lambda X: X * 1e-9, lambda X: X * 1e9, lambda X: X + 1e9, lambda X: X * 1e-9 + 1e3,
+], ids=["x1e-9", "x1e9", "+1e9", "affine"])
+def test_codes_do_not_depend_on_the_input_scale(digits, transform):
+    reference = small(max_epochs=2).fit(digits).transform(digits)
+    X = transform(digits.astype(np.float64))
+    codes = small(max_epochs=2).fit(X).transform(X)
+    assert codes.std() > 0.1 * reference.std()
+    np.testing.assert_allclose(codes, reference, rtol=1e-3, atol=1e-3)
+
+
+def test_constant_channel_is_not_an_error():
+    X = _colour_images(n=40).astype(np.float64)
+    X[..., 1] = 5.0
+    est = small().fit(X)
+    assert est.channel_std_[1] == 1.0 and np.isfinite(est.transform(X)).all()
+
+
+# =========================================================== exploding losses
+
+
+def test_exploding_losses_warn_and_name_the_term(digits):
+    from sklearn.exceptions import ConvergenceWarning
+
+    with pytest.warns(ConvergenceWarning, match=r"local_mi.*learning_rate"):
+        small(learning_rate=1e3, max_epochs=2).fit(digits)
+
+
+# =========================================================== flattened images
+
+
+def test_flattened_images_without_image_shape_warn_once():
+    X = _colour_images(n=40, side=16).reshape(40, -1)
+    with pytest.warns(UserWarning, match=r"768 = 16 x 16 x 3.*image_shape") as record:
+        est = small().fit(X)
+    assert len([w for w in record if "image_shape" in str(w.message)]) == 1
+    assert est.layout_ == "NL"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small(input_layout="NL").fit(X)  # said explicitly: no warning
+        small(image_shape=(16, 16, 3)).fit(X)
+        small().fit(np.random.default_rng(0).normal(size=(40, 50)))  # 50 is no image

@@ -431,3 +431,61 @@ def test_prior_lowers_ndm_of_deepinfomax_codes():
         gaps.append(ndm[0.0] - ndm[1.0])
         assert ndm[1.0] < ndm[0.0], (seed, ndm)
     assert np.mean(gaps) >= 0.3, gaps
+
+
+# ---------------------------------------------------------------------------
+# Memory and scale (reliability)
+# ---------------------------------------------------------------------------
+
+
+def test_mine_memory_is_linear_in_the_rows():
+    """1e5 rows x 2 columns under a 1.5 GiB address-space cap: the held-out
+    bound must not hold an n x n score matrix (it took 8.8 GB)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import resource, numpy as np
+        resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+        from skdim.metrics import mine_mutual_information
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(100_000, 1))
+        z = x + rng.normal(size=(100_000, 1))
+        mi = mine_mutual_information(x, z, n_steps=50, device="cpu", random_state=0)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print(mi, peak)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    mi, peak_gib = map(float, out.stdout.split())
+    assert peak_gib < 1.5, peak_gib
+    assert 0.1 < mi < 0.5  # true value 0.5 log 2 = 0.35
+
+
+@pytest.mark.parametrize("scale", [1e-13, 1e-9, 1e9])
+def test_mine_and_ndm_are_invariant_to_column_scale(scale):
+    x, z = correlated_pairs(2000, 2, 1.0, seed=3)
+    kw = dict(n_steps=100, device="cpu", random_state=0)
+    z_scaled = z.copy()
+    z_scaled[:, 0] = z_scaled[:, 0] * scale + 7 * scale
+    reference = mine_mutual_information(x, z, **kw)
+    assert reference > 0.5
+    assert mine_mutual_information(x, z_scaled, **kw) == pytest.approx(reference, abs=1e-3)
+    factors = correlated_factors(2000, 4, 1.0, seed=4)
+    scaled = factors.copy()
+    scaled[:, 1] *= scale
+    ndm = neural_dependency_measure(factors, **kw)
+    assert ndm > 0.5
+    assert neural_dependency_measure(scaled, **kw) == pytest.approx(ndm, abs=1e-3)
+
+
+def test_mine_standard_error_is_available():
+    x, z = correlated_pairs(3000, 2, 1.0, seed=5)
+    mi, se = mine_mutual_information(x, z, n_steps=200, device="cpu", random_state=0,
+                                     return_std=True)
+    assert 0.0 < se < 0.2
+    assert mi == mine_mutual_information(x, z, n_steps=200, device="cpu", random_state=0)
+    ndm, ndm_se = neural_dependency_measure(correlated_factors(3000, 4, 1.0, seed=6), n_steps=100,
+                                            device="cpu", random_state=0, return_std=True)
+    assert 0.0 < ndm_se < 0.2 and ndm > 0.5

@@ -31,6 +31,10 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from skdim import DeepInfoMax, MINEScorer, NDMScorer
 from skdim.metrics import mine_mutual_information, neural_dependency_measure
 
+
+class _Identity(StandardScaler):
+    """A transformer whose codes are the (standardised) input."""
+
 FAST_MINE = dict(n_steps=15, batch_size=32)
 FAST_NDM = dict(n_steps=15, batch_size=32, hidden_layer_sizes=(64, 32))
 
@@ -221,3 +225,31 @@ def test_grid_search_two_workers(digits):
     pipe = dim_pipeline(gamma=0.0).fit(X[train], y[train])
     here = NDMScorer(**FAST_NDM)(pipe, X[test], y[test])
     assert search.cv_results_["split0_test_score"][0] == pytest.approx(here, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mine_scorer_is_stable_on_small_folds(seed):
+    """Codes of a 3-epoch DIM on 600 digits, cv=2: the two folds' MINE scores
+    must be usable for ranking (they swung from -5.7 to +3.0 nats)."""
+    from sklearn.model_selection import cross_validate
+
+    X = load_digits().images[:600]
+    dim = DeepInfoMax(n_components=16, max_epochs=3, critic_units=64, random_state=seed)
+    scores = cross_validate(dim, X, cv=2, scoring=MINEScorer(random_state=seed))["test_score"]
+    assert (scores >= -0.1).all(), scores
+    assert abs(scores[0] - scores[1]) <= 1.5, scores
+
+
+def test_mine_scorer_warns_when_the_held_out_set_is_small():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 3))
+    with pytest.warns(UserWarning, match=r"18 held-out rows"):
+        MINEScorer(n_steps=10)(_Identity().fit(x), x)
+
+
+def test_mine_verbose_says_what_is_returned(capsys):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 2))
+    value = MINEScorer(n_steps=40, verbose=1)(_Identity().fit(x), x)
+    err = capsys.readouterr().err
+    assert f"returned: {value:.4f}" in err
