@@ -111,7 +111,7 @@ def fit_command(args) -> int:
     import joblib
     import torch.distributed as dist
 
-    from ._distributed import init_from_env, world
+    from .nn.distributed import init_from_env, world
     from ._estimator import DeepInfoMax
 
     params = _parse_params(args.params, set(DeepInfoMax().get_params()))
@@ -142,7 +142,7 @@ def fit_command(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ._distributed import DistributedError
+    from .nn.distributed import DistributedError
 
     args = build_parser().parse_args(argv)
     try:

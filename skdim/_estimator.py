@@ -1,57 +1,44 @@
-"""DeepInfoMax: the scikit-learn estimator."""
+"""DeepInfoMax: the scikit-learn estimator, a thin shell over :class:`skdim.nn.DIMTrainer`."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import numbers
 import os
+import time
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 
-from ._checkpoint import load_estimator_checkpoint, restore_estimator, save_estimator_checkpoint
-from ._data import INPUT_LAYOUTS, Layout, batch_to_tensor, resolve_layout
-from ._distributed import (
-    broadcast_object,
-    distributed_training,
-    mean_over_ranks,
-    torch_thread_limit,
-    training_device,
+from . import _checkpoints
+from ._model import ModelSpec, encode, fitted_modules, lean_copy
+from ._data import (
+    INPUT_LAYOUTS,
+    ArrayBatches,
+    check_input,
+    check_min_samples,
+    dataset_channel_stats,
+    resolve_layout,
+    standardize,
+    warn_if_flat_images,
 )
-from ._runtime import _seed_from, epoch_progress, resolve_device
-from ._state import _restore, _snapshot, _state_to_cpu
-from ._io import BatchFeeder, dataset_channel_stats, is_out_of_core, validate_source
-from ._training import (
-    PRECISIONS,
-    DIMConfig,
-    DIMObjective,
-    build_discriminator,
-    build_seeded,
-    make_optimizers,
-    seeded_generator,
-    train_epoch,
-)
+from ._runtime import resolve_device, seed_from
 from .nn.bounds import MI_ESTIMATORS
-from .nn.crops import CROPS_ENCODER, build_crop_encoder
-from .nn.encoders import ENCODERS, build_encoder, feature_shapes, validate_encoder_output
+from .nn.callbacks import EpochLogger, ProgressBar, TimeLimit, WarnOnExplodingLoss
+from .nn.crops import CROPS_ENCODER
+from .nn.distributed import broadcast_object, training_device
+from .nn.encoders import ENCODERS
+from .nn.objective import LOCAL_CRITICS, PRECISIONS, DIMConfig
 from .nn.priors import PRIORS
+from .nn.runtime import resolve_precision
 
 OUTPUT_LAYERS = ("y", "fc", "conv")
-LOCAL_CRITICS = ("dot", "concat")
-
-
-class _CheckedEncoder(torch.nn.Module):
-    """Wraps a user-supplied encoder so that it always returns EncoderOutput."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        super().__init__()
-        self.module = module
-
-    def forward(self, x):
-        return validate_encoder_output(self.module(x), x.shape[0])
 
 
 class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -82,8 +69,9 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         Encode-and-dot-product (paper tables 8-9, the main results) or
         concat-and-convolve (table 7) scoring of (code, local feature) pairs.
     critic_units : int, default=512
-        Width of the critics. The paper used 2048 for ``"dot"``: about six
-        times slower on CPU for little gain on small data.
+        Width of the critics. The paper used 2048 for ``"dot"``: 5.5 times
+        slower in float32 on CPU (139 vs 759 images/s,
+        ``benchmarks/bench_fit.py``) for little gain on small data.
     prior : {"uniform", "gaussian", "unit_ball", "unit_sphere"}, default="uniform"
         Prior for the codes. ``"uniform"`` on ``[0, 1]^d`` is matched by
         ``sigmoid(Y)``; ``"unit_sphere"`` by ``Y / ||Y||``; the others by ``Y``.
@@ -152,10 +140,13 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         Adam learning rate (betas ``(0.5, 0.999)`` as in the official release).
     device : str, default="auto"
         ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA if available).
-    precision : {"float32", "bfloat16", "tf32"}, default="float32"
+    precision : {"float32", "bfloat16", "tf32", "auto"}, default="float32"
         ``"bfloat16"`` runs the forward pass under autocast with float32
         master weights (CPU and GPU); ``"tf32"`` allows TF32 matmuls on CUDA
-        during fit and is float32 elsewhere.
+        during fit and is float32 elsewhere; ``"auto"`` is ``"bfloat16"``
+        where the device computes it natively (CUDA compute capability >= 8.0,
+        CPUs with AVX512-BF16 or AMX) and ``"float32"`` elsewhere. The value
+        used is ``precision_``. :meth:`transform` always runs in float32.
     compile : bool, default=False
         Compile the training forward pass (encoder, critics and bounds) with
         :func:`torch.compile` during fit. The first steps of a fit pay for
@@ -166,9 +157,16 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         GPUs.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, prior samples and negative
-        subsampling. The global torch and NumPy RNGs are never touched.
+        subsampling, through explicit generators: torch's global generator is
+        never read or changed, so fits in several threads at once are
+        reproducible. As elsewhere in scikit-learn, an int gives the same
+        model every time; ``None`` draws one seed from NumPy's global random
+        state (so ``np.random.seed`` makes it repeatable), a ``RandomState``
+        instance is advanced by one draw.
     verbose : int, default=0
-        Print a progress bar (tqdm, when installed) with the running loss.
+        ``1``: a progress bar that moves with every batch, with images/s and
+        the running loss (tqdm, when installed); ``2``: one line per epoch
+        (for logs).
     warm_start : bool, default=False
         Continue training the fitted model on the next :meth:`fit`.
     shuffle : bool, default=True
@@ -189,8 +187,25 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         and ``warm_start`` may differ) and the same data, :meth:`fit` resumes
         from it and trains the remaining ``max_epochs - n_iter_`` epochs,
         ending with the same weights as an uninterrupted run. Checkpoints with
-        other parameters or data raise a ``ValueError``; delete the
-        directory to start over.
+        other parameters or data, or holding more epochs than
+        ``max_epochs``, raise a ``ValueError``; damaged files raise a
+        :class:`~skdim.nn.checkpoint.CheckpointError`; delete the directory to
+        start over. A fit holds a lock on the directory: a second fit writing
+        into it at the same time gets a ``CheckpointError``.
+    max_time : float, default=None
+        Stop training once this many seconds of wall time have passed since
+        :meth:`fit` was called (checked after every batch, so data checks
+        and statistics count too), even mid-epoch; ``None`` trains all
+        ``max_epochs``. The
+        last epoch is then shorter and marked ``"stopped": True`` in
+        ``history_``; the model is fitted and checkpointed as after any epoch.
+    callbacks : list of skdim.nn.callbacks.Callback, default=None
+        More callbacks for the training loop (:mod:`skdim.nn.callbacks`),
+        called after the estimator's own (progress, time limit, checkpoint):
+        e.g. ``[TimeLimit(600, clock=time.process_time)]`` for a budget of
+        CPU-seconds, or an early-stopping or logging callback of your own.
+        A callback that sets ``trainer.stop_training`` ends the fit after
+        the current batch, with a fitted model.
     output_layer : {"y", "fc", "conv"}, default="y"
         What :meth:`transform` returns: the code, the fully connected layer,
         or the flattened last convolutional map (the paper's three
@@ -204,15 +219,25 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         The MI critics and the prior discriminator that were trained.
     history_ : list of dict
         One dict per epoch with the mean of each active term: ``"local_mi"``
-        and ``"global_mi"`` (MI estimates in nats, greater is better),
-        ``"prior"`` (encoder's prior loss), ``"discriminator"`` (the
-        discriminator's loss) and ``"loss"`` (the total the encoder
-        minimised).
+        and ``"global_mi"`` (the ``mi_estimator``'s bound, greater is
+        better: nats for ``"infonce"`` and ``"dv"``; for ``"jsd"`` a
+        Jensen-Shannon score: at most 0 (a perfect critic), ``-2 log 2`` for
+        a critic that cannot tell the pairs apart, and lower while it is
+        confidently wrong (it can start near -8 on CIFAR-10); not an amount
+        of information), ``"prior"`` (encoder's prior loss),
+        ``"discriminator"`` (the discriminator's loss) and ``"loss"`` (the
+        total the encoder minimised).
     n_iter_ : int
         Number of epochs trained (cumulative over ``partial_fit`` and
         ``warm_start``).
+    t_ : int
+        Number of training samples seen (the batch sizes of all steps,
+        cumulative like ``n_iter_``), as in scikit-learn's MLP.
     device_ : str
         The device training ran on.
+    precision_ : str
+        The precision training ran in (``precision`` with ``"auto"``
+        resolved); also ``"precision"`` in each entry of ``history_``.
     n_features_in_ : int
         ``X.shape[1]`` seen during fit.
     input_shape_ : tuple of int
@@ -220,7 +245,29 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     layout_ : str
         The resolved input layout.
     channel_mean_, channel_std_ : ndarray of shape (n_channels,)
-        Per-channel standardisation learned in fit (after uint8 scaling).
+        Per-channel standardisation learned in fit (after uint8 scaling), in
+        float64; a constant channel has a unit std.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Column names, when ``X`` was a DataFrame with string column names.
+
+    Notes
+    -----
+    A :meth:`fit` or :meth:`partial_fit` that raises (bad input, divergence,
+    Ctrl-C, a checkpoint that cannot be written) leaves the estimator
+    exactly as it was: a fitted model keeps transforming as before, an
+    unfitted one stays unfitted. :meth:`transform` only reads the fitted
+    model (its modules stay in eval mode), so one fitted estimator can serve
+    many threads at once.
+
+    ``fit_transform`` encodes ``X`` again after training rather than reusing
+    the codes computed during the last epoch: those come from BatchNorm in
+    training mode (batch statistics) and from weights that changed during
+    the epoch, so they differ from what :meth:`transform` returns.
+
+    A fitted estimator pickles with its training state (optimizers
+    included), so that :meth:`partial_fit` and ``warm_start`` can continue
+    from it; :meth:`serving_copy` gives a copy that holds only what
+    :meth:`transform` needs.
 
     See Also
     --------
@@ -236,6 +283,42 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     >>> dim.fit_transform(X).shape
     (200, 16)
     """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "alpha": [Interval(Real, 0, np.inf, closed="left")],
+        "beta": [Interval(Real, 0, np.inf, closed="left")],
+        "gamma": [Interval(Real, 0, np.inf, closed="left")],
+        "mi_estimator": [StrOptions(set(MI_ESTIMATORS))],
+        "local_critic": [StrOptions(set(LOCAL_CRITICS))],
+        "critic_units": [Interval(Integral, 1, None, closed="left")],
+        "prior": [StrOptions(set(PRIORS))],
+        "encoder": [StrOptions(set(ENCODERS) | {CROPS_ENCODER}), callable],
+        "local_layer": [Interval(Integral, None, None, closed="neither"), None],
+        "image_shape": ["array-like", None],
+        "input_layout": [StrOptions(set(INPUT_LAYOUTS))],
+        "n_negatives": [Interval(Integral, 1, None, closed="left"), None],
+        "occlusion": ["boolean"],
+        "coordinate_weight": [Interval(Real, 0, np.inf, closed="left")],
+        "relative_coordinate_weight": [Interval(Real, 0, np.inf, closed="left")],
+        "multiple_globals": ["boolean"],
+        "augment": ["boolean"],
+        "batch_size": [Interval(Integral, 2, None, closed="left")],
+        "max_epochs": [Interval(Integral, 0, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, np.inf, closed="neither")],
+        "device": [str, torch.device],
+        "precision": [StrOptions(set(PRECISIONS) | {"auto"})],
+        "compile": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "shuffle": ["boolean"],
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "output_layer": [StrOptions(set(OUTPUT_LAYERS))],
+        "max_time": [Interval(Real, 0, None, closed="neither"), None],
+        "callbacks": [list, tuple, None],
+    }
 
     def __init__(
         self,
@@ -271,6 +354,8 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         num_workers=0,
         checkpoint_dir=None,
         output_layer="y",
+        max_time=None,
+        callbacks=None,
     ):
         self.n_components = n_components
         self.alpha = alpha
@@ -303,318 +388,32 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.num_workers = num_workers
         self.checkpoint_dir = checkpoint_dir
         self.output_layer = output_layer
+        self.max_time = max_time
+        self.callbacks = callbacks
 
-    # ------------------------------------------------------------------ checks
-    def _check_params(self) -> None:
-        def positive_int(name, minimum=1, allow_none=False):
-            value = getattr(self, name)
-            if allow_none and value is None:
-                return
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
-
-        def non_negative(name):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not np.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0; got {value!r}.")
-
-        def choice(name, options):
-            value = getattr(self, name)
-            if not isinstance(value, str) or value not in options:
-                raise ValueError(f"{name} must be one of {options}; got {value!r}.")
-
-        positive_int("n_components")
-        positive_int("critic_units")
-        positive_int("batch_size", minimum=2)
-        positive_int("max_epochs", minimum=0)
-        positive_int("n_negatives", allow_none=True)
-        for name in ("occlusion", "multiple_globals", "augment"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}.")
-        non_negative("coordinate_weight")
-        non_negative("relative_coordinate_weight")
-        if self.multiple_globals:
-            if self.beta == 0:
-                raise ValueError(
-                    "multiple_globals=True adds a local MI term weighted by beta; beta must be > 0."
-                )
-            if isinstance(self.encoder, str) and self.encoder not in ("auto", CROPS_ENCODER):
-                raise ValueError(
-                    f"multiple_globals=True needs the strided-crop encoder (encoder='crops' or "
-                    f"'auto'); got encoder={self.encoder!r}."
-                )
-        for name in ("alpha", "beta", "gamma"):
-            non_negative(name)
+    # ------------------------------------------------------------ parameters
+    def _config(self, device: torch.device) -> DIMConfig:
+        """The objective's configuration; checks the rules the constraints cannot express."""
+        for name in ("n_components", "critic_units", "batch_size", "max_epochs", "n_negatives",
+                     "num_workers", "local_layer"):
+            if isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"The {name!r} parameter of DeepInfoMax must be an int, not a "
+                                 f"bool. Got {getattr(self, name)!r} instead.")
         if self.alpha == 0 and self.beta == 0 and self.gamma == 0:
             raise ValueError("At least one of alpha, beta and gamma must be > 0; all are 0.")
-        if (
-            not isinstance(self.learning_rate, numbers.Real)
-            or isinstance(self.learning_rate, bool)
-            or not 0 < self.learning_rate < np.inf
-        ):
-            raise ValueError(f"learning_rate must be a finite number > 0; got {self.learning_rate!r}.")
-        if not isinstance(self.verbose, numbers.Integral) or self.verbose < 0:
-            raise ValueError(f"verbose must be an integer >= 0 or a bool; got {self.verbose!r}.")
-        if not isinstance(self.warm_start, (bool, np.bool_)):
-            raise ValueError(f"warm_start must be True or False; got {self.warm_start!r}.")
-        if not isinstance(self.shuffle, (bool, np.bool_)):
-            raise ValueError(f"shuffle must be True or False; got {self.shuffle!r}.")
-        if not isinstance(self.compile, (bool, np.bool_)):
-            raise ValueError(f"compile must be True or False; got {self.compile!r}.")
-        positive_int("num_workers", minimum=0)
-        if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, (str, os.PathLike)):
-            raise ValueError(
-                f"checkpoint_dir must be None or a directory path; got {self.checkpoint_dir!r}."
-            )
-        choice("mi_estimator", MI_ESTIMATORS)
-        choice("local_critic", LOCAL_CRITICS)
-        choice("prior", PRIORS)
-        choice("precision", PRECISIONS)
-        choice("input_layout", INPUT_LAYOUTS)
-        choice("output_layer", OUTPUT_LAYERS)
-        if not callable(self.encoder):
-            choice("encoder", ENCODERS + (CROPS_ENCODER,))
-        if self.local_layer is not None and (
-            not isinstance(self.local_layer, numbers.Integral) or isinstance(self.local_layer, bool)
-        ):
-            raise ValueError(f"local_layer must be an integer or None; got {self.local_layer!r}.")
-        # Resolve the device before any fitted state is created, so that an
-        # unavailable device fails cleanly instead of leaving a half-fitted model.
-        resolve_device(self.device)
-
-    def _validate_X(self, X, reset: bool):
-        if not reset:
-            self._check_sample_shape(getattr(X, "shape", None))
-        if is_out_of_core(X):
-            # Memory maps, h5py/zarr arrays and datasets: the same checks block
-            # by block, never loading X whole; batches are converted to float32
-            # as they are read.
-            X = validate_source(self, X, reset=reset)
-            if not reset:
-                self._check_sample_shape(X.shape)
-            return X
-        X = validate_data(
-            self,
-            X,
-            reset=reset,
-            allow_nd=True,
-            dtype="numeric",
-            ensure_all_finite=True,
-            ensure_min_samples=1,
-            ensure_min_features=1,
-        )
-        if X.dtype.kind not in "biuf":
-            raise TypeError(
-                f"X must hold numbers (bool, integer or float); got dtype {X.dtype}."
-            )
-        if X.dtype == np.float16 or X.dtype.kind == "b":
-            X = X.astype(np.float32)
-        if not reset:
-            self._check_sample_shape(X.shape)
-        return X
-
-    def _check_sample_shape(self, shape) -> None:
-        """Compare per-sample shapes; runs before validate_data for arrays so
-        that a 3-D/4-D mismatch is not reported as a feature-count mismatch."""
-        if shape is None or len(shape) < 2 or not hasattr(self, "input_shape_"):
-            return
-        sample = tuple(int(s) for s in shape[1:])
-        if sample == self.input_shape_:
-            return
-        if len(sample) == 1 and len(self.input_shape_) == 1:
-            # Leave 2-D arrays to validate_data's standard n_features message.
-            return
-        raise ValueError(
-            f"X has per-sample shape {sample}, but DeepInfoMax was fitted on "
-            f"per-sample shape {self.input_shape_} (layout {self.layout_!r}); "
-            "transform needs the same shape and layout as fit."
-        )
-
-    # ---------------------------------------------------------------- building
-    def _build(self, layout: Layout, seed: int):
-        n_comp = int(self.n_components)
-
-        def make_encoder():
-            if callable(self.encoder):
-                return _CheckedEncoder(
-                    self.encoder(layout.in_channels, layout.spatial, n_comp)
-                )
-            if self.encoder == CROPS_ENCODER or (self.multiple_globals and self.encoder == "auto"):
-                return build_crop_encoder(layout.in_channels, layout.spatial, n_comp, self.local_layer)
-            return build_encoder(
-                self.encoder, layout.in_channels, layout.spatial, n_comp, self.local_layer
-            )
-
-        encoder = build_seeded(seed, make_encoder)
-        shapes = feature_shapes(encoder, layout.in_channels, layout.spatial)
-        if shapes.y[1] != n_comp:
-            raise ValueError(
-                f"The encoder returns codes of size {shapes.y[1]}, but n_components={n_comp}."
-            )
-        objective = build_seeded(
-            seed + 1,
-            lambda: DIMObjective(
-                encoder,
-                shapes,
-                n_comp,
-                use_local=self.beta > 0,
-                use_global=self.alpha > 0,
-                local_critic=self.local_critic,
-                critic_units=int(self.critic_units),
-                coordinates=self.coordinate_weight > 0,
-                relative_coordinates=self.relative_coordinate_weight > 0,
-                multiple_globals=bool(self.multiple_globals),
-            ),
-        )
-        disc = build_seeded(seed + 2, lambda: build_discriminator(n_comp)) if self.gamma > 0 else None
-        self._feature_sizes = {
-            "y": n_comp,
-            "fc": int(shapes.fc[1]),
-            "conv": int(np.prod(shapes.conv[1:])),
-        }
-        return objective, disc
-
-    def _initialize(self, X, seed: int | None = None, stats=None) -> None:
-        """Build a fresh model; ``seed`` and ``stats`` come from a checkpoint."""
-        layout = resolve_layout(X.shape[1:], self.input_layout, self.image_shape)
-        self._check_min_samples(X)
-        if seed is None:
-            # Under torch.distributed every process must build the same model.
-            seed = broadcast_object(_seed_from(self.random_state))
-        objective, disc = self._build(layout, seed)
-        self.layout_ = layout.layout
-        self._layout = layout
-        self.input_shape_ = tuple(X.shape[1:])
-        self.channel_mean_, self.channel_std_ = (
-            dataset_channel_stats(X, layout) if stats is None else stats
-        )
-        self._objective = objective
-        self._discriminator = disc
-        self._optimizer_state = None
-        self._stream_rng = None
-        self._seed = seed
-        self.history_ = []
-        self.n_iter_ = 0
-
-    @staticmethod
-    def _check_min_samples(X) -> None:
-        if X.shape[0] < 2:
-            raise ValueError(
-                f"n_samples={X.shape[0]}: DeepInfoMax needs at least 2 samples, since "
-                "negative pairs are drawn from other images in the batch."
-            )
-
-    # ---------------------------------------------------------------- training
-    def _train(self, X, n_epochs: int, shuffle: bool = True, stream: bool = False):
-        device = training_device(resolve_device(self.device))
-        objective, disc = self._objective.to(device), self._discriminator
-        if disc is not None:
-            disc.to(device)
-        opt, d_opt = make_optimizers(objective, disc, float(self.learning_rate))
-        if self._optimizer_state is not None:
-            opt.load_state_dict(self._optimizer_state["main"])
-            if d_opt is not None and self._optimizer_state.get("prior") is not None:
-                d_opt.load_state_dict(self._optimizer_state["prior"])
-            # Adam's moments carry over, but the learning rate is the current
-            # parameter, so a schedule via set_params(learning_rate=...) works.
-            for optimizer in (opt, d_opt):
-                for group in optimizer.param_groups if optimizer is not None else ():
-                    group["lr"] = float(self.learning_rate)
-        config = DIMConfig(
-            alpha=float(self.alpha),
-            beta=float(self.beta),
-            gamma=float(self.gamma),
-            mi_estimator=self.mi_estimator,
-            prior=self.prior,
-            n_negatives=self.n_negatives,
-            precision=self.precision,
-            occlusion=bool(self.occlusion),
+        if self.multiple_globals and self.beta == 0:
+            raise ValueError("multiple_globals=True adds a local MI term weighted by beta; beta must be > 0.")
+        return DIMConfig(
+            alpha=float(self.alpha), beta=float(self.beta), gamma=float(self.gamma),
+            mi_estimator=self.mi_estimator, prior=self.prior, n_negatives=self.n_negatives,
+            precision=resolve_precision(self.precision, device), occlusion=bool(self.occlusion),
             coordinate_weight=float(self.coordinate_weight),
             relative_coordinate_weight=float(self.relative_coordinate_weight),
-            multiple_globals=bool(self.multiple_globals),
-            augment=bool(self.augment),
-        )
-        feeder = BatchFeeder(
-            X, self._layout, self.channel_mean_, self.channel_std_, device,
-            batch_size=int(self.batch_size), num_workers=int(self.num_workers),
+            multiple_globals=bool(self.multiple_globals), augment=bool(self.augment),
         )
 
-        # Compiled per fit, never stored: the fitted modules stay plain and picklable.
-        forward = torch.compile(objective.mi_terms) if self.compile else None
-        tf32 = self.precision == "tf32" and device.type == "cuda"
-        previous_tf32 = torch.backends.cuda.matmul.allow_tf32 if tf32 else None
-        if tf32:
-            torch.backends.cuda.matmul.allow_tf32 = True
-        bar = epoch_progress(n_epochs) if self.verbose else None
-        try:
-            with distributed_training(objective, disc, [opt, d_opt]), torch_thread_limit():
-                for _ in range(n_epochs):
-                    epoch = self.n_iter_
-                    epoch_seed = self._seed + 7919 * (epoch + 1)
-                    generator = seeded_generator(epoch_seed)
-                    if stream and getattr(self, "_stream_rng", None) is not None:
-                        # partial_fit continues one random stream over its calls, so
-                        # chunks train like one epoch over their concatenation.
-                        generator.set_state(self._stream_rng)
-                    plan = feeder.epoch(generator, shuffle, epoch_seed)
-                    # An interrupted epoch (divergence, bad data, Ctrl-C) may have
-                    # written weights already; roll back to the last completed
-                    # epoch, so the fitted state always matches n_iter_ and history_.
-                    snapshot = _snapshot(objective, disc, opt, d_opt)
-                    try:
-                        stats = train_epoch(
-                            objective, disc, opt, d_opt, plan.n_samples, plan.get_batch, config,
-                            int(self.batch_size), plan.generator, epoch=epoch, shuffle=plan.shuffle,
-                            forward=forward,
-                        )
-                    except BaseException as exc:
-                        _restore(snapshot, objective, disc, opt, d_opt)
-                        if isinstance(exc, KeyboardInterrupt):
-                            warnings.warn(
-                                f"DeepInfoMax training was interrupted during epoch {epoch + 1}; "
-                                f"the estimator keeps the weights of the last completed epoch "
-                                f"(n_iter_={epoch}) and can be used or trained further.",
-                                UserWarning, stacklevel=3,
-                            )
-                        raise
-                    finally:
-                        feeder.close()
-                    stats = {"epoch": epoch + 1, **mean_over_ranks(stats)}
-                    self.history_.append(stats)
-                    self.n_iter_ += 1
-                    if stream:
-                        self._stream_rng = generator.get_state()
-                    if self.checkpoint_dir is not None:
-                        save_estimator_checkpoint(self, X, objective, disc, (opt, d_opt))
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(loss=f"{stats['loss']:.4f}")
-        finally:
-            if tf32:
-                torch.backends.cuda.matmul.allow_tf32 = previous_tf32
-            if bar is not None:
-                bar.close()
-            # Fitted state lives on the CPU so that the estimator pickles and
-            # loads anywhere, including machines without a GPU.
-            objective.cpu()
-            if disc is not None:
-                disc.cpu()
-            self._optimizer_state = _state_to_cpu(opt, d_opt)
-            self.device_ = str(device)
-            # Also on error: the model is then fitted with its last good state.
-            self._publish()
-
-    def _publish(self) -> None:
-        self.encoder_ = self._objective.encoder
-        critics = torch.nn.ModuleDict()
-        if self._objective.local_critic is not None:
-            critics["local"] = self._objective.local_critic
-        if self._objective.global_critic is not None:
-            critics["global"] = self._objective.global_critic
-        if self._discriminator is not None:
-            critics["prior"] = self._discriminator
-        self.critics_ = critics
-
+    # --------------------------------------------------------------- fitting
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Train the encoder on ``X``.
 
@@ -622,8 +421,9 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         ----------
         X : array-like of shape (n_samples, ...)
             Images ``(n, H, W, C)``, ``(n, C, H, W)`` or ``(n, H, W)``, flat
-            images with ``image_shape``, or signals ``(n, L)`` / ``(n, C, L)``.
-            uint8 input is scaled to ``[0, 1]``.
+            images with ``image_shape``, or signals ``(n, L)`` / ``(n, C, L)``;
+            also memory maps, h5py/zarr arrays and torch Datasets (read in
+            batches). uint8 input is scaled to ``[0, 1]``.
         y : None
             Ignored; present for API consistency.
 
@@ -634,42 +434,17 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
         Raises
         ------
-        skdim._training.DivergenceError
-            If a loss term becomes NaN or infinite. The message names the
-            epoch and the term; the estimator keeps the weights of the last
-            completed epoch (``n_iter_`` and ``history_`` count only those).
-        KeyboardInterrupt
-            Ctrl-C is re-raised after the estimator is rolled back to the last
-            completed epoch, with a warning; the estimator is fitted and can
-            be used, or resumed from ``checkpoint_dir``.
+        skdim.nn.trainer.DivergenceError
+            If a loss term becomes NaN or infinite; the message names the
+            epoch and the term. The estimator is left as it was.
         """
-        self._check_params()
-        fitted = hasattr(self, "encoder_")
-        X = self._validate_X(X, reset=not (self.warm_start and fitted))
-        self._check_min_samples(X)
-        n_epochs = int(self.max_epochs)
-        if not (self.warm_start and fitted):
-            if self._resume(X, same_rows=True):
-                n_epochs = max(0, n_epochs - self.n_iter_)
-            else:
-                self._initialize(X)
-        self._train(X, n_epochs, shuffle=bool(self.shuffle))
-        return self
+        return self._fit(X, incremental=False)
 
-    def _resume(self, X, same_rows: bool) -> bool:
-        """Load the checkpoint in ``checkpoint_dir``, if there is one."""
-        if self.checkpoint_dir is None:
-            return False
-        state = load_estimator_checkpoint(self, X, same_rows=same_rows)
-        if state is None:
-            return False
-        restore_estimator(self, X, state)
-        return True
-
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
         """Train for one epoch on ``X``, continuing from the current state.
 
-        The first call initialises the model (and the per-channel
+        The first call builds the model (and the per-channel
         standardisation, from this first ``X``: it stays fixed afterwards, so
         the first chunk should be representative). Successive calls continue
         one random stream, so with ``shuffle=False`` and chunk sizes that are
@@ -689,21 +464,120 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self : DeepInfoMax
             The estimator.
         """
-        self._check_params()
-        fitted = hasattr(self, "encoder_")
-        X = self._validate_X(X, reset=not fitted)
-        self._check_min_samples(X)
-        if not fitted and not self._resume(X, same_rows=False):
-            self._initialize(X)
-        self._train(X, 1, shuffle=bool(self.shuffle), stream=True)
+        return self._fit(X, incremental=True)
+
+    def _fit(self, X, incremental: bool):
+        started = time.monotonic()  # max_time counts from here
+        if incremental:  # _fit_context validates partial_fit's parameters only once
+            self._validate_params()
+        device = training_device(resolve_device(self.device))
+        config = self._config(device)
+        continuing = hasattr(self, "encoder_") and (incremental or self.warm_start)
+        if continuing and self._trainer is None:
+            raise ValueError("This estimator is a serving copy without training state; "
+                             "partial_fit and warm_start need the estimator it was copied from.")
+        data = check_input(self, X, reset=not continuing)
+        X = data.X
+        check_min_samples(X.shape[0], type(self).__name__)
+        layout = resolve_layout(X.shape[1:], self.input_layout, self.image_shape)
+        warn_if_flat_images(layout, self.input_layout, self.image_shape)
+        spec = ModelSpec.of(self, layout, config)
+        if continuing:
+            self._check_same_model(layout, spec)
+        store = _checkpoints.Store(self, X, same_rows=not incremental) if self.checkpoint_dir else None
+        try:
+            with store.lock() if store else contextlib.nullcontext():
+                trainer, stats, spec, epochs = self._start(X, layout, spec, store, continuing, incremental)
+                trainer.config = config
+                trainer.compile = bool(self.compile)
+                trainer.set_learning_rate(self.learning_rate)
+                batches = ArrayBatches(X, layout, *stats, batch_size=int(self.batch_size),
+                                       generator=trainer.generator, shuffle=bool(self.shuffle),
+                                       num_workers=int(self.num_workers))
+                callbacks = self._callbacks(store, stats, started)
+                trainer.to(device).fit(batches, epochs, callbacks, stream=incremental)
+        except KeyboardInterrupt:
+            warnings.warn(
+                "DeepInfoMax.fit was interrupted; the estimator is left as it was before the "
+                "call. " + ("The completed epochs are in checkpoint_dir: fit again to resume."
+                            if store else "Set checkpoint_dir to keep completed epochs, or "
+                            "max_time to stop a fit by time."), UserWarning, stacklevel=3)
+            raise
+        trainer.to("cpu")
+        fitted = fitted_modules(trainer, trainer.encoder, spec)
+        fitted.update(
+            history_=[dict(h) for h in trainer.history], n_iter_=trainer.epoch, t_=trainer.samples,
+            _layout=layout,
+            layout_=layout.layout, input_shape_=data.input_shape, n_features_in_=data.n_features_in,
+            channel_mean_=np.asarray(stats[0], np.float64), channel_std_=np.asarray(stats[1], np.float64),
+            device_=str(device), precision_=config.precision,
+        )
+        if data.feature_names_in is not None:
+            fitted["feature_names_in_"] = data.feature_names_in
+        else:
+            self.__dict__.pop("feature_names_in_", None)
+        self.__dict__.update(fitted)  # publish in one step
         return self
 
-    # --------------------------------------------------------------- inference
-    def _to_tensor(self, X) -> torch.Tensor:
-        """Validated, scaled, standardised ``X`` as a CPU tensor ``(n, C, *S)``."""
+    def _start(self, X, layout, spec, store, continuing: bool, incremental: bool):
+        """``(trainer, stats, spec, epochs)``: a copy of the fitted model, a checkpoint, or a new one."""
+        epochs = 1 if incremental else int(self.max_epochs)
+        if continuing:  # a copy: the fitted model stays intact if training fails
+            return self._trainer.copy(), (self.channel_mean_, self.channel_std_), self._spec, epochs
+        lr = float(self.learning_rate)
+        resumed = store.resume(lambda seed: spec.trainer(seed, lr)) if store else None
+        if resumed is not None:
+            trainer, stats = resumed
+            return trainer, stats, spec, epochs if incremental else epochs - trainer.epoch
+        seed = broadcast_object(seed_from(self.random_state))
+        return spec.trainer(seed, lr), dataset_channel_stats(X, layout), spec, epochs
+
+    def _check_same_model(self, layout, spec: ModelSpec) -> None:
+        """warm_start and partial_fit continue the fitted model: its input and architecture."""
+        if layout != self._layout:
+            raise ValueError(
+                f"X with input_layout={self.input_layout!r} and image_shape={self.image_shape!r} "
+                f"reads as {layout}, but the model was fitted on {self._layout}; continue "
+                "training with the layout parameters of the first fit."
+            )
+        changed = spec.changed(self._spec)
+        if changed:
+            raise ValueError(
+                f"{', '.join(changed)} changed since the model was built; warm_start and "
+                "partial_fit continue the fitted model, so refit without warm_start to "
+                "change its architecture."
+            )
+
+    def _callbacks(self, store, stats, started: float) -> list:
+        callbacks = [WarnOnExplodingLoss(category=ConvergenceWarning)]
+        if self.verbose:
+            callbacks.append(ProgressBar(name="DeepInfoMax") if self.verbose == 1
+                             else EpochLogger(name="DeepInfoMax"))
+        if self.max_time is not None:
+            left = self.max_time - (time.monotonic() - started)
+            callbacks.append(TimeLimit(max(left, 1e-9)))
+        if store is not None:
+            callbacks.append(store.callback(stats))
+        return callbacks + list(self.callbacks or ())
+
+    # ------------------------------------------------------------- inference
+    def preprocess(self, X) -> torch.Tensor:
+        """``X`` validated, scaled and standardised as the encoder sees it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Input in the layout seen during fit.
+
+        Returns
+        -------
+        x : torch.Tensor of shape (n_samples, C, H, W) or (n_samples, C, L)
+            float32, on the CPU: the input of :attr:`encoder_` (for
+            fine-tuning or custom heads).
+        """
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        return batch_to_tensor(X, self._layout, self.channel_mean_, self.channel_std_)
+        X = check_input(self, X, reset=False).X
+        return standardize(X, self._layout, self.channel_mean_, self.channel_std_)
 
     def extract_features(self, X, layer: str = "y") -> np.ndarray:
         """Features of ``X`` at one of the paper's evaluation layers.
@@ -723,36 +597,9 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         check_is_fitted(self)
         if layer not in OUTPUT_LAYERS:
             raise ValueError(f"layer must be one of {OUTPUT_LAYERS}; got {layer!r}.")
-        X = self._validate_X(X, reset=False)
-        device = resolve_device(self.device)
-        encoder = self.encoder_
-        if device.type != "cpu":
-            # Never move the fitted encoder itself: transform must not mutate self.
-            encoder = copy.deepcopy(encoder).to(device)
-        was_training = encoder.training
-        encoder.eval()
-        # Up to 256 rows at a time, fewer for large images (a float32 batch
-        # of at most ~64 MiB), never fewer than the training batch.
-        row_values = max(1, int(np.prod(self.input_shape_)))
-        batch = max(int(self.batch_size), min(256, (64 << 20) // (4 * row_values)))
-        out = np.empty((X.shape[0], self._feature_sizes[layer]), dtype=np.float32)
-        try:
-            with torch.inference_mode():
-                for start in range(0, X.shape[0], batch):
-                    xb = batch_to_tensor(
-                        X[start : start + batch], self._layout, self.channel_mean_,
-                        self.channel_std_, device,
-                    )
-                    feats = getattr(encoder(xb), layer).flatten(1)
-                    out[start : start + batch] = feats.float().cpu().numpy()
-        finally:
-            encoder.train(was_training)
-        if not np.isfinite(out).all():
-            raise FloatingPointError(
-                "The encoder produced non-finite features; the input is far outside "
-                "the range seen during fit or the model diverged."
-            )
-        return out
+        X = check_input(self, X, reset=False).X
+        return encode(self.encoder_, X, self._layout, self.channel_mean_, self.channel_std_, layer,
+                      self._feature_sizes[layer], resolve_device(self.device), int(self.batch_size))
 
     def transform(self, X):
         """Encode ``X``.
@@ -773,10 +620,52 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     def _n_features_out(self):
         return self._feature_sizes[self.output_layer]
 
+    # ------------------------------------------------------------ persistence
+    def serving_copy(self) -> "DeepInfoMax":
+        """A fitted copy holding only what :meth:`transform` needs.
+
+        The copy keeps the encoder, the standardisation and the history, and
+        drops the critics, the prior discriminator and both optimizers' state
+        (most of a pickle: 47 of 71 MB for the paper's CIFAR-10 model). It
+        transforms exactly like this estimator; :meth:`partial_fit` and
+        ``warm_start`` need the full estimator.
+
+        Returns
+        -------
+        estimator : DeepInfoMax
+        """
+        check_is_fitted(self)
+        lean = copy.copy(self)
+        lean.__dict__.update(fitted_modules(None, copy.deepcopy(self.encoder_), self._spec,
+                                            self._feature_sizes))
+        return lean
+
+    def __getstate__(self):
+        # One state format: the trainer's state_dict (as in checkpoints).
+        state = dict(super().__getstate__())
+        trainer, encoder = state.pop("_trainer", None), state.pop("encoder_", None)
+        state.pop("critics_", None)
+        if trainer is not None:
+            state["_trainer_state"] = trainer.state_dict()
+        elif encoder is not None:
+            state["_encoder_state"] = lean_copy(encoder)
+        return state
+
+    def __setstate__(self, state):
+        trainer_state = state.pop("_trainer_state", None)
+        encoder_state = state.pop("_encoder_state", None)
+        super().__setstate__(state)
+        if trainer_state is not None:
+            trainer = self._spec.trainer(int(trainer_state["seed"]), float(self.learning_rate))
+            trainer.load_state_dict(trainer_state)
+            self.__dict__.update(fitted_modules(trainer, trainer.encoder, self._spec,
+                                                self._feature_sizes))
+        elif encoder_state is not None:
+            encoder = self._spec.encoder_only()
+            encoder.load_state_dict(encoder_state)
+            self.__dict__.update(fitted_modules(None, encoder, self._spec, self._feature_sizes))
+
     def __sklearn_is_fitted__(self) -> bool:
-        # validate_data sets n_features_in_ before the model is built; a fit
-        # that fails after that (bad image_shape, encoder too big for the
-        # input) must not look fitted to check_is_fitted.
         return hasattr(self, "encoder_")
 
     def __sklearn_tags__(self):

@@ -4,32 +4,29 @@ Nothing here downloads: point the loaders at files you have.
 
 * :func:`load_cifar10` reads the standard ``cifar-10-batches-py`` folder
   (Krizhevsky, 2009).
+* :func:`make_waveforms` generates a labelled 1-D signal task (no file).
 * :func:`load_cifar10_jpeg_npz` reads CIFAR-10 stored as JPEG bytes in one
-  ``.npz`` file; :func:`default_cifar10_npz_path` finds that file.
+  ``.npz`` file. Where that file lives is for the caller to say (the
+  project's tests and benchmarks look in ``SKDIM_CIFAR10_NPZ``).
 """
 
 from __future__ import annotations
 
 import io
-import os
 import pickle
-import warnings
 from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
 
-__all__ = ["load_cifar10", "load_cifar10_jpeg_npz", "default_cifar10_npz_path"]
+__all__ = ["load_cifar10", "load_cifar10_jpeg_npz", "make_waveforms"]
 
 _CIFAR10_FOLDER = "cifar-10-batches-py"
 _CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 _CIFAR10_FILES = (*_CIFAR10_TRAIN, "test_batch", "batches.meta")
 _NPZ_NAME = "cifar10_jpeg_bytes.npz"
-_NPZ_ENV = "SKDIM_CIFAR10_NPZ"
 _NPZ_KEYS = ("train_jpeg", "train_offsets", "y_train", "test_jpeg", "test_offsets",
              "y_test", "class_names")
-# The repository checkout this module lives in (skdim/ is one level down).
-_PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def _unpickle(path: Path) -> dict:
@@ -149,7 +146,7 @@ def load_cifar10_jpeg_npz(path, *, n_train=None, n_test=None) -> Bunch:
     Parameters
     ----------
     path : str or path-like
-        The ``.npz`` file (see :func:`default_cifar10_npz_path`).
+        The ``.npz`` file.
     n_train : int, default=None
         Decode only the first ``n_train`` training images; None decodes all.
     n_test : int, default=None
@@ -171,8 +168,8 @@ def load_cifar10_jpeg_npz(path, *, n_train=None, n_test=None) -> Bunch:
 
     Examples
     --------
-    >>> from skdim.datasets import default_cifar10_npz_path, load_cifar10_jpeg_npz
-    >>> data = load_cifar10_jpeg_npz(default_cifar10_npz_path(), n_train=1000,
+    >>> from skdim.datasets import load_cifar10_jpeg_npz
+    >>> data = load_cifar10_jpeg_npz("cifar10_jpeg_bytes.npz", n_train=1000,
     ...                              n_test=100)         # doctest: +SKIP
     >>> data.X_train.shape                               # doctest: +SKIP
     (1000, 32, 32, 3)
@@ -185,7 +182,7 @@ def load_cifar10_jpeg_npz(path, *, n_train=None, n_test=None) -> Bunch:
         ) from exc
     if path is None:
         raise FileNotFoundError(
-            f"No CIFAR-10 npz path given; set {_NPZ_ENV} or pass the path of {_NPZ_NAME}."
+            f"No CIFAR-10 npz path given; pass the path of {_NPZ_NAME}."
         )
     path = Path(path).expanduser()
     if not path.is_file():
@@ -212,39 +209,45 @@ def load_cifar10_jpeg_npz(path, *, n_train=None, n_test=None) -> Bunch:
                  y_test=out["y_test"], class_names=out["class_names"])
 
 
-def default_cifar10_npz_path() -> Path | None:
-    """Where the project's CIFAR-10 JPEG ``.npz`` file is, if anywhere.
+def make_waveforms(n_samples: int = 900, length: int = 128, *, noise: float = 0.3,
+                   random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy sine (class 0), square (1) and sawtooth (2) waves: a 1-D signal task.
 
-    Looks, in order, at
+    Each signal has a random frequency (2 to 6 periods), phase and amplitude
+    (0.5 to 1.5), plus Gaussian noise. The same shape shifted in time is a
+    different vector, so a linear model on the raw samples struggles while a
+    convolutional code that summarises the whole signal does well.
 
-    1. the environment variable ``SKDIM_CIFAR10_NPZ`` (a path to the file;
-       if it names no file a warning says so and the search goes on);
-    2. ``../shared/data/cifar10_jpeg_bytes.npz`` relative to the current
-       working directory;
-    3. ``shared/data/cifar10_jpeg_bytes.npz`` beside the repository checkout
-       that holds this package (the layout of the project's CI).
+    Parameters
+    ----------
+    n_samples : int, default=900
+    length : int, default=128
+        Samples per signal.
+    noise : float, default=0.3
+        Standard deviation of the added noise.
+    random_state : int, default=0
+        Seed of a private NumPy generator (the global state is not used).
 
     Returns
     -------
-    path : pathlib.Path or None
-        The first file found, or None.
+    X : ndarray of shape (n_samples, length), float32
+    y : ndarray of shape (n_samples,), int64
 
     Examples
     --------
-    >>> from skdim.datasets import default_cifar10_npz_path
-    >>> path = default_cifar10_npz_path()
-    >>> path is None or path.is_file()
-    True
+    >>> from skdim.datasets import make_waveforms
+    >>> X, y = make_waveforms(6, length=32)
+    >>> X.shape, X.dtype, sorted(set(y.tolist())) <= [0, 1, 2]
+    ((6, 32), dtype('float32'), True)
     """
-    env = os.environ.get(_NPZ_ENV)
-    if env:
-        candidate = Path(env).expanduser()
-        if candidate.is_file():
-            return candidate
-        warnings.warn(f"{_NPZ_ENV}={env} is not a file; looking elsewhere.", UserWarning,
-                      stacklevel=2)
-    for base in (Path.cwd().parent, _PACKAGE_DIR.parent.parent):
-        candidate = base / "shared" / "data" / _NPZ_NAME
-        if candidate.is_file():
-            return candidate.resolve()
-    return None
+    rng = np.random.default_rng(random_state)
+    t = np.arange(length) / length
+    y = rng.integers(0, 3, size=n_samples)
+    freq = rng.uniform(2.0, 6.0, size=(n_samples, 1))
+    phase = rng.uniform(0.0, 1.0, size=(n_samples, 1))
+    cycles = freq * t + phase
+    waves = np.stack([np.sin(2 * np.pi * cycles), np.sign(np.sin(2 * np.pi * cycles)),
+                      2 * (cycles % 1.0) - 1])  # (3, n, length)
+    X = waves[y, np.arange(n_samples)] * rng.uniform(0.5, 1.5, size=(n_samples, 1))
+    X += rng.normal(scale=noise, size=X.shape)
+    return X.astype(np.float32), y.astype(np.int64)

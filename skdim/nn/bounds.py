@@ -17,7 +17,7 @@ each positive of row ``i`` competes against itself plus the ``N`` negatives of
 row ``i``, so the log-sum-exp over the negatives is computed once per row and
 never materialised per positive.
 
-All functions return the *estimate* (greater is better, in nats); training
+All functions return the *estimate* (greater is better; nats for DV and infoNCE, a Jensen-Shannon score for JSD); training
 minimises its negation. All are stable for scores of any magnitude: they use
 ``softplus`` and ``logsumexp``, never a bare ``exp``.
 """

@@ -20,9 +20,31 @@ from torch import Tensor
 
 from .occlusion import box_mask
 
-__all__ = ["BLOCK_SIZE", "sample_block_origins", "block_mask", "mask_blocks"]
+__all__ = ["BLOCK_SIZE", "check_block_grid", "sample_block_origins", "block_mask", "mask_blocks"]
 
 BLOCK_SIZE = 3
+
+
+def check_block_grid(grid_shape: Sequence[int], block: int = BLOCK_SIZE) -> tuple[int, ...]:
+    """The grid as a tuple, after checking that a ``block``-sided block fits in it.
+
+    Examples
+    --------
+    >>> from skdim.nn.multiple_globals import check_block_grid
+    >>> check_block_grid((7, 7))
+    (7, 7)
+    >>> check_block_grid((2, 7))
+    Traceback (most recent call last):
+    ...
+    ValueError: multiple_globals needs a local map of at least 3 locations along every axis to place 3-sided blocks; got a local map of shape (2, 7).
+    """
+    grid = tuple(int(s) for s in grid_shape)
+    if any(s < block for s in grid):
+        raise ValueError(
+            f"multiple_globals needs a local map of at least {block} locations along every "
+            f"axis to place {block}-sided blocks; got a local map of shape {grid}."
+        )
+    return grid
 
 
 def sample_block_origins(
@@ -64,12 +86,7 @@ def sample_block_origins(
     >>> bool(((origins >= 0) & (origins <= 4)).all())
     True
     """
-    grid = tuple(int(s) for s in grid_shape)
-    if any(s < block for s in grid):
-        raise ValueError(
-            f"multiple_globals needs a local map of at least {block} locations along every "
-            f"axis to place {block}-sided blocks; got a local map of shape {grid}."
-        )
+    grid = check_block_grid(grid_shape, block)
     cols = [torch.randint(s - block + 1, (int(batch_size),), generator=generator) for s in grid]
     origins = torch.stack(cols, dim=1)
     return origins if device is None else origins.to(device)

@@ -1,7 +1,8 @@
-"""Array layouts, validation and conversion of NumPy batches to tensors.
+"""Array layouts: how one row of ``X`` maps to a ``(C, *spatial)`` tensor.
 
-Everything here works on the NumPy side, one batch at a time, so that a large
-(or memory-mapped) ``X`` is never copied whole.
+One rule for every part of skdim that takes images (the estimator, the
+metrics and the evaluation tools): :func:`resolve_layout` decides the layout
+from the per-sample shape and raises on a shape that could be read two ways.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 INPUT_LAYOUTS: tuple[str, ...] = ("auto", "NHWC", "NCHW", "NHW", "NCL", "NL")
 _CHANNEL_COUNTS = (1, 3, 4)
@@ -160,52 +160,17 @@ def to_channels_first(batch: np.ndarray, layout: Layout) -> np.ndarray:
     return batch.reshape(n, layout.in_channels, *layout.spatial)
 
 
-def scale_factor(dtype: np.dtype) -> float:
-    """uint8 images are scaled to [0, 1]; other numeric input is used as is."""
-    return 1.0 / 255.0 if dtype == np.uint8 else 1.0
+def flat_image_hint(n_features: int) -> str | None:
+    """How ``n_features`` values would form a square image, if they can.
 
-
-def channel_stats(X, layout: Layout, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation of the scaled input.
-
-    Accumulated in float64 over chunks of rows, so a memory-mapped ``X`` is
-    read once and never copied whole. Constant channels get a unit std so that
-    standardisation never divides by zero.
+    Returns e.g. ``"768 = 16 x 16 x 3"`` when ``n_features = H * W * C`` with
+    ``H == W >= 8`` and ``C`` in (1, 3, 4) -- a flattened image read as a
+    signal -- else None. Images smaller than 8x8 are not worth a warning.
     """
-    factor = scale_factor(X.dtype)
-    c = layout.in_channels
-    total = np.zeros(c)
-    total_sq = np.zeros(c)
-    count = 0
-    for start in range(0, X.shape[0], chunk):
-        block = to_channels_first(np.asarray(X[start : start + chunk]), layout)
-        block = block.astype(np.float64) * factor
-        axes = (0,) + tuple(range(2, block.ndim))
-        total += block.sum(axis=axes)
-        total_sq += np.square(block).sum(axis=axes)
-        count += block.size // c
-    mean = total / count
-    var = np.maximum(total_sq / count - mean**2, 0.0)
-    std = np.sqrt(var)
-    std[std < 1e-8 * np.maximum(1.0, np.abs(mean))] = 1.0
-    return mean.astype(np.float32), std.astype(np.float32)
-
-
-def batch_to_tensor(
-    batch: np.ndarray,
-    layout: Layout,
-    mean: np.ndarray,
-    std: np.ndarray,
-    device: torch.device | str = "cpu",
-) -> torch.Tensor:
-    """Scale, standardise and move one batch of rows: ``(n, C, *spatial)``."""
-    factor = scale_factor(batch.dtype)
-    x = to_channels_first(np.asarray(batch), layout)
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    t = torch.from_numpy(x).to(device, non_blocking=True)
-    shape = (1, -1) + (1,) * len(layout.spatial)
-    m = torch.as_tensor(mean, device=t.device).reshape(shape)
-    s = torch.as_tensor(std, device=t.device).reshape(shape)
-    if factor != 1.0:
-        t = t * factor
-    return (t - m) / s
+    for c in (3, 1, 4):
+        if n_features % c:
+            continue
+        side = int(round((n_features // c) ** 0.5))
+        if side >= 8 and side * side * c == n_features:
+            return f"{n_features} = {side} x {side} x {c}" if c > 1 else f"{n_features} = {side} x {side}"
+    return None

@@ -10,21 +10,23 @@ import copy
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import HasMethods, StrOptions, validate_params
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 from torch import Tensor, nn
 
-from ._evaluation_utils import (
-    LAYERS,
-    as_device,
-    check_training_params,
-    minibatches,
-    seed_from,
-    seeded_linear,
-)
+from .._runtime import resolve_device, seed_from
+from ..nn.sampling import batch_indices
+from ..nn.seeding import build_seeded, seeded_generator
+from ._utils import LAYERS, TRAINING_CONSTRAINTS
 
 __all__ = ["FineTunedClassifier", "finetune"]
+
+_NOT_FITTED = (
+    "estimator must be a fitted DeepInfoMax (it has no encoder_); fit it first, and wrap "
+    "it in sklearn.frozen.FrozenEstimator to clone."
+)
 
 
 class FineTunedClassifier(ClassifierMixin, BaseEstimator):
@@ -34,13 +36,16 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
     top of the encoder, with the whole encoder trained on the labels. ``fit``
     deep-copies ``estimator.encoder_`` (the estimator itself is never
     modified), puts a linear layer on the chosen layer's output and trains
-    both with Adam and cross-entropy. Inputs are preprocessed by
-    ``estimator._to_tensor``, exactly as the encoder saw them in training.
+    both with Adam and cross-entropy, on shuffled minibatches (a last batch
+    of one row is merged into the previous one). Inputs go through the
+    estimator's public :meth:`~skdim.DeepInfoMax.preprocess`, exactly as the
+    encoder saw them in training; only the public ``preprocess`` and
+    ``encoder_`` of the estimator are used.
 
     Parameters
     ----------
     estimator : fitted DeepInfoMax
-        Supplies ``encoder_`` and the preprocessing. It must already be
+        Supplies ``encoder_`` and ``preprocess``. It must already be
         fitted: :func:`sklearn.base.clone` would return an unfitted copy, so
         to use this class in cross-validation wrap the estimator in
         :class:`sklearn.frozen.FrozenEstimator`.
@@ -51,14 +56,22 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
     epochs : int, default=20
         Passes over the labelled data.
     batch_size : int, default=64
-        Minibatch size.
+        Minibatch size, at least 2 (the encoder has BatchNorm layers).
     learning_rate : float, default=1e-4
         Adam learning rate for encoder and head.
     device : str, torch.device or None, default=None
-        Where to train; None uses ``estimator.device_`` (or "cpu").
-        Prediction always runs on the CPU.
+        Where to train: ``"auto"`` (CUDA when available), ``"cpu"``,
+        ``"cuda:N"``...; None uses the device the estimator was trained on
+        (``estimator.device_``, or "cpu" when it has none). Prediction
+        always runs on the CPU.
     random_state : int, RandomState instance or None, default=None
-        Seeds the head's initialisation and the shuffling.
+        Seeds the head's initialisation and the shuffling, each from its own
+        :class:`torch.Generator`. An int always gives the same result; None
+        draws one seed from NumPy's global ``RandomState`` (so
+        ``np.random.seed`` makes it repeatable), as elsewhere in
+        scikit-learn. Layers of the encoder that draw random numbers in
+        training mode (none in skdim's encoders) would use PyTorch's global
+        generator.
 
     Attributes
     ----------
@@ -96,6 +109,13 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
     False
     """
 
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["preprocess"])],
+        "layer": [StrOptions(set(LAYERS))],
+        **TRAINING_CONSTRAINTS,
+        "device": [str, torch.device, None],
+    }
+
     def __init__(self, estimator, *, layer="fc", epochs=20, batch_size=64,
                  learning_rate=1e-4, device=None, random_state=None):
         self.estimator = estimator
@@ -109,6 +129,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
     def _features(self, encoder: nn.Module, x: Tensor) -> Tensor:
         return getattr(encoder(x), self.layer).flatten(1)
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Fine-tune a copy of the encoder and a linear head on ``(X, y)``.
 
@@ -124,33 +145,26 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         self : FineTunedClassifier
             The fitted classifier.
         """
-        if not hasattr(self.estimator, "encoder_"):
-            raise ValueError(
-                "estimator must be a fitted DeepInfoMax (it has no encoder_); fit it "
-                "first, and wrap it in sklearn.frozen.FrozenEstimator to clone."
-            )
-        if self.layer not in LAYERS:
-            raise ValueError(f"layer={self.layer!r} is not one of {LAYERS}.")
-        check_training_params(self.epochs, self.batch_size, self.learning_rate)
+        check_is_fitted(self.estimator, "encoder_", msg=_NOT_FITTED)
         y = column_or_1d(y)
         labels = LabelEncoder().fit(y)
         if len(labels.classes_) < 2:
             raise ValueError("y must contain at least two classes.")
-        inputs = self.estimator._to_tensor(X)
+        inputs = self.estimator.preprocess(X)
         check_consistent_length(inputs, y)
-        if len(inputs) < 2:
-            raise ValueError("fine-tuning needs at least n_samples=2 (BatchNorm).")
         device = self.device if self.device is not None else getattr(
             self.estimator, "device_", "cpu")
-        dev = as_device(device)
+        dev = resolve_device(device)
         targets = torch.from_numpy(labels.transform(y)).to(dev)
-        gen = torch.Generator().manual_seed(seed_from(self.random_state))
+        seed = seed_from(self.random_state)
+        shuffle = seeded_generator(seed + 1)
 
         encoder = copy.deepcopy(self.estimator.encoder_).to(dev)
         encoder.eval()
         with torch.no_grad():
             n_features = self._features(encoder, inputs[:2].to(dev)).shape[1]
-        head = seeded_linear(n_features, len(labels.classes_), gen).to(dev)
+        n_classes = len(labels.classes_)
+        head = build_seeded(seed, lambda: nn.Linear(n_features, n_classes)).to(dev)
         params = list(encoder.parameters()) + list(head.parameters())
         opt = torch.optim.Adam(params, lr=self.learning_rate)
 
@@ -158,7 +172,8 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         encoder.train()
         for _ in range(self.epochs):
             total, count = 0.0, 0
-            for idx in minibatches(len(inputs), self.batch_size, gen):
+            for rows in batch_indices(len(inputs), self.batch_size, shuffle):
+                idx = torch.from_numpy(rows)
                 xb = inputs[idx].to(dev)
                 loss = F.cross_entropy(head(self._features(encoder, xb)), targets[idx.to(dev)])
                 opt.zero_grad(set_to_none=True)
@@ -188,7 +203,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             independent of each other).
         """
         check_is_fitted(self, "head_")
-        inputs = self.estimator._to_tensor(X)
+        inputs = self.estimator.preprocess(X)
         self.encoder_.eval()
         with torch.no_grad():
             out = [self.head_(self._features(self.encoder_, b)) for b in inputs.split(256)]
@@ -226,13 +241,18 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[self.decision_function(X).argmax(1)]
 
 
+@validate_params(
+    {"X": "no_validation", "y": ["array-like"], **FineTunedClassifier._parameter_constraints},
+    prefer_skip_nested_validation=True,
+)
 def finetune(estimator, X, y, *, layer="fc", epochs=20, batch_size=64,
              learning_rate=1e-4, device=None, random_state=None) -> FineTunedClassifier:
     """Fine-tune a copy of a fitted DIM encoder on labels.
 
     Shorthand for ``FineTunedClassifier(estimator, ...).fit(X, y)``; see
-    :class:`FineTunedClassifier` for the parameters. ``estimator`` is left
-    unchanged.
+    :class:`FineTunedClassifier` for the parameters (``device="auto"``
+    picks CUDA when available; ``random_state=None`` draws one seed from
+    NumPy's global ``RandomState``). ``estimator`` is left unchanged.
 
     Returns
     -------

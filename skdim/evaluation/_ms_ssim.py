@@ -12,23 +12,20 @@ Public names are re-exported by :mod:`skdim.evaluation`.
 
 from __future__ import annotations
 
-import numbers
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.validation import check_array, check_consistent_length, check_scalar
+from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils.validation import check_array, check_consistent_length
 from torch import Tensor, nn
 
-from ._evaluation_utils import (
-    as_device,
-    check_training_params,
-    images_to_nchw,
-    minibatches,
-    seed_from,
-    seeded_linear,
-)
+from .._runtime import resolve_device, seed_from
+from ..nn.sampling import batch_indices
+from ..nn.seeding import build_seeded, seeded_generator
+from ._utils import IMAGE_LAYOUT_CONSTRAINT, TRAINING_CONSTRAINTS, check_images
 
 __all__ = ["ms_ssim", "ms_ssim_tensor", "ms_ssim_config", "reconstruction_ms_ssim"]
 
@@ -36,6 +33,11 @@ MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 _K1, _K2, _SIGMA = 0.01, 0.03, 1.5
 _MAX_WIN = 11
 _MIN_AUTO_WIN = 7
+
+_WINDOW_CONSTRAINTS: dict[str, list] = {
+    "scales": [Interval(Integral, 1, len(MS_SSIM_WEIGHTS), closed="both"), None],
+    "win_size": [Interval(Integral, 3, None, closed="left"), None],
+}
 
 
 def gaussian_window(win_size: int, sigma: float = _SIGMA, *,
@@ -93,8 +95,9 @@ def ms_ssim_config(height: int, width: int, scales: int | None = None,
                    win_size: int | None = None) -> tuple[int, int, tuple[float, ...]]:
     """Resolve ``(scales, win_size, weights)`` for images of this size.
 
-    See :func:`ms_ssim` for the rule. Raises ValueError when the images are
-    too small for the request.
+    See :func:`ms_ssim` for the rule. ``scales`` (1 to 5) and ``win_size``
+    (at least 3) are validated by the public functions; this raises a
+    ValueError for an even window or images too small for the request.
     """
     side = min(height, width)
 
@@ -104,13 +107,8 @@ def ms_ssim_config(height: int, width: int, scales: int | None = None,
     def largest_odd(n: int) -> int:
         return min(_MAX_WIN, n if n % 2 else n - 1)
 
-    if scales is not None:
-        check_scalar(scales, "scales", numbers.Integral, min_val=1,
-                     max_val=len(MS_SSIM_WEIGHTS))
-    if win_size is not None:
-        check_scalar(win_size, "win_size", numbers.Integral, min_val=3)
-        if win_size % 2 == 0:
-            raise ValueError(f"win_size={win_size} must be odd.")
+    if win_size is not None and win_size % 2 == 0:
+        raise ValueError(f"win_size={win_size} must be odd.")
     if scales is None:
         target = _MIN_AUTO_WIN if win_size is None else win_size
         fits = [m for m in range(1, len(MS_SSIM_WEIGHTS) + 1) if coarsest(m) >= target]
@@ -128,8 +126,25 @@ def ms_ssim_config(height: int, width: int, scales: int | None = None,
     return int(scales), int(win_size), tuple(float(w) for w in weights / weights.sum())
 
 
+def _with_batch_axis(img):
+    """A single ``(H, W)`` image as a batch of one."""
+    if isinstance(img, Tensor):
+        return img[None]
+    return np.asarray(img)[None]
+
+
+@validate_params(
+    {
+        "img1": ["array-like"],
+        "img2": ["array-like"],
+        "data_range": [Interval(Real, 0, None, closed="neither")],
+        **_WINDOW_CONSTRAINTS,
+        "input_layout": IMAGE_LAYOUT_CONSTRAINT,
+    },
+    prefer_skip_nested_validation=True,
+)
 def ms_ssim(img1, img2, *, data_range: float = 1.0, scales: int | None = None,
-            win_size: int | None = None):
+            win_size: int | None = None, input_layout: str = "auto"):
     """Multi-scale structural similarity (Wang, Simoncelli & Bovik, 2003).
 
     Computed as in Wang's reference code: a Gaussian window (sigma 1.5)
@@ -157,15 +172,21 @@ def ms_ssim(img1, img2, *, data_range: float = 1.0, scales: int | None = None,
     ----------
     img1, img2 : array-like or torch.Tensor
         Two images of the same shape: one (H, W) grayscale image, or batches
-        (n, H, W) grayscale, (n, H, W, C) or (n, C, H, W). A 4-D batch is
-        channels-first when ``shape[1] <= 4 < shape[-1]`` and channels-last
-        otherwise.
+        (n, H, W) grayscale, (n, H, W, C) or (n, C, H, W) (see
+        ``input_layout``).
     data_range : float, default=1.0
         Value range of the pixels (1.0 for [0, 1] floats, 255 for uint8).
     scales : int, default=None
         Number of scales, 1 to 5; None chooses it from the image size.
     win_size : int, default=None
         Odd side of the Gaussian window, at least 3; None chooses it.
+    input_layout : {"auto", "NHWC", "NCHW", "NHW"}, default="auto"
+        Layout of both batches, with the rule of :class:`~skdim.DeepInfoMax`:
+        ``"auto"`` reads a 4-D batch as channels-last or channels-first from
+        which axis has 1, 3 or 4 entries and raises a ValueError when both do
+        (e.g. ``(n, 3, 8, 3)``) or neither does (e.g. 2 channels); a 3-D
+        batch is grayscale ``(n, H, W)``. Name the layout to resolve such
+        shapes.
 
     Returns
     -------
@@ -184,13 +205,11 @@ def ms_ssim(img1, img2, *, data_range: float = 1.0, scales: int | None = None,
     >>> bool(ms_ssim(a, noisy).max() < 1)
     True
     """
-    check_scalar(data_range, "data_range", numbers.Real, min_val=0.0,
-                 include_boundaries="neither")
     single = np.ndim(img1) == 2
     if single:
-        img1, img2 = np.asarray(img1)[None], np.asarray(img2)[None]
-    x = images_to_nchw(img1, "img1")
-    y = images_to_nchw(img2, "img2")
+        img1, img2 = _with_batch_axis(img1), _with_batch_axis(img2)
+    x, _ = check_images(img1, "img1", input_layout)
+    y, _ = check_images(img2, "img2", input_layout)
     if x.shape != y.shape:
         raise ValueError(
             f"img1 and img2 must have the same shape; got {tuple(np.shape(img1))} "
@@ -202,11 +221,9 @@ def ms_ssim(img1, img2, *, data_range: float = 1.0, scales: int | None = None,
     return float(scores[0]) if single else scores
 
 
-def _unit_images(images, name: str) -> Tensor:
+def _unit_images(images, name: str, input_layout: str) -> Tensor:
     """(n, C, H, W) float64 in [0, 1]; uint8 is divided by 255."""
-    is_uint8 = (images.dtype == torch.uint8 if isinstance(images, Tensor)
-                else np.asarray(images).dtype == np.uint8)
-    x = images_to_nchw(images, name)
+    x, is_uint8 = check_images(images, name, input_layout)
     if is_uint8:
         return x / 255.0
     if x.numel() and (x.min() < 0 or x.max() > 1):
@@ -217,6 +234,19 @@ def _unit_images(images, name: str) -> Tensor:
     return x
 
 
+@validate_params(
+    {
+        "codes_train": ["array-like"],
+        "images_train": ["array-like"],
+        "codes_test": ["array-like"],
+        "images_test": ["array-like"],
+        "hidden": [Interval(Integral, 1, None, closed="left")],
+        **TRAINING_CONSTRAINTS,
+        **_WINDOW_CONSTRAINTS,
+        "input_layout": IMAGE_LAYOUT_CONSTRAINT,
+    },
+    prefer_skip_nested_validation=True,
+)
 def reconstruction_ms_ssim(
     codes_train,
     images_train,
@@ -229,6 +259,7 @@ def reconstruction_ms_ssim(
     learning_rate: float = 1e-3,
     scales: int | None = None,
     win_size: int | None = None,
+    input_layout: str = "auto",
     device="cpu",
     random_state=None,
 ) -> float:
@@ -246,8 +277,8 @@ def reconstruction_ms_ssim(
     codes_train : array-like of shape (n_train, n_components)
         Codes of the training images (e.g. ``est.transform(X_train)``).
     images_train : array-like
-        The images, (n, H, W), (n, H, W, C) or (n, C, H, W) as in
-        :func:`ms_ssim`; uint8 (divided by 255) or floats in [0, 1].
+        The images, (n, H, W), (n, H, W, C) or (n, C, H, W) (see
+        ``input_layout``); uint8 (divided by 255) or floats in [0, 1].
     codes_test : array-like of shape (n_test, n_components)
         Codes of the held-out images.
     images_test : array-like
@@ -262,10 +293,18 @@ def reconstruction_ms_ssim(
         Adam learning rate.
     scales, win_size : int, default=None
         Passed to :func:`ms_ssim`; None applies its small-image rule.
+    input_layout : {"auto", "NHWC", "NCHW", "NHW"}, default="auto"
+        Layout of both image batches, read as by :func:`ms_ssim` (an
+        ambiguous shape such as ``(n, 3, 8, 3)`` raises a ValueError unless
+        the layout is named).
     device : str or torch.device, default="cpu"
-        Where to train.
+        Where to train; ``"auto"`` picks CUDA when it is available.
     random_state : int, RandomState instance or None, default=None
-        Seeds the decoder's initialisation and the shuffling.
+        Seeds the decoder's initialisation and the shuffling, each from its
+        own :class:`torch.Generator` (PyTorch's global generator is never
+        used). An int always gives the same result; None draws one seed from
+        NumPy's global ``RandomState`` (so ``np.random.seed`` makes it
+        repeatable), as elsewhere in scikit-learn.
 
     Returns
     -------
@@ -284,12 +323,10 @@ def reconstruction_ms_ssim(
     >>> 0.0 <= score <= 1.0
     True
     """
-    check_training_params(epochs, batch_size, learning_rate)
-    check_scalar(hidden, "hidden", numbers.Integral, min_val=1)
     codes_train = check_array(codes_train, dtype=np.float32, input_name="codes_train")
     codes_test = check_array(codes_test, dtype=np.float32, input_name="codes_test")
-    target_train = _unit_images(images_train, "images_train")
-    target_test = _unit_images(images_test, "images_test")
+    target_train = _unit_images(images_train, "images_train", input_layout)
+    target_test = _unit_images(images_test, "images_test", input_layout)
     check_consistent_length(codes_train, target_train)
     check_consistent_length(codes_test, target_test)
     if codes_train.shape[1] != codes_test.shape[1]:
@@ -303,26 +340,30 @@ def reconstruction_ms_ssim(
             f"images_test are {tuple(target_test.shape[1:])}."
         )
     if len(codes_train) < 2:
-        raise ValueError("reconstruction_ms_ssim needs at least n_samples=2 training pairs.")
+        raise ValueError(
+            f"n_samples={len(codes_train)}: reconstruction_ms_ssim needs at least 2 "
+            "training pairs."
+        )
     c, h, w = target_train.shape[1:]
     scales, win_size, weights = ms_ssim_config(h, w, scales, win_size)  # fail fast
-    dev = as_device(device)
+    dev = resolve_device(device)
 
     scaler = StandardScaler().fit(codes_train)
     z_train = torch.from_numpy(scaler.transform(codes_train).astype(np.float32)).to(dev)
     z_test = torch.from_numpy(scaler.transform(codes_test).astype(np.float32)).to(dev)
     x_train = target_train.flatten(1).float().to(dev)
 
-    gen = torch.Generator().manual_seed(seed_from(random_state))
-    decoder = nn.Sequential(
-        seeded_linear(z_train.shape[1], hidden, gen), nn.ReLU(),
-        seeded_linear(hidden, hidden, gen), nn.ReLU(),
-        seeded_linear(hidden, c * h * w, gen), nn.Sigmoid(),
-    ).to(dev)
+    seed = seed_from(random_state)
+    shuffle = seeded_generator(seed + 1)
+    decoder = build_seeded(seed, lambda: nn.Sequential(
+        nn.Linear(z_train.shape[1], hidden), nn.ReLU(),
+        nn.Linear(hidden, hidden), nn.ReLU(),
+        nn.Linear(hidden, c * h * w), nn.Sigmoid(),
+    )).to(dev)
     opt = torch.optim.Adam(decoder.parameters(), lr=learning_rate)
     for _ in range(epochs):
-        for idx in minibatches(len(z_train), batch_size, gen):
-            idx = idx.to(dev)
+        for rows in batch_indices(len(z_train), batch_size, shuffle):
+            idx = torch.from_numpy(rows).to(dev)
             loss = F.mse_loss(decoder(z_train[idx]), x_train[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()

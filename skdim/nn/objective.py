@@ -1,9 +1,9 @@
-"""The Deep InfoMax objective and its training loop (pure PyTorch).
+"""The Deep InfoMax objective: the encoder, its critics and the loss terms of one batch.
 
 :class:`DIMObjective` bundles the encoder with its MI critics and computes
-the loss terms of paper eq. 8 for one batch; :func:`train_epoch` runs one
-pass over an array with the two-player prior game. Nothing here imports
-scikit-learn; the estimator in :mod:`skdim._estimator` drives it.
+the MI terms of paper eq. 8 for one batch; :func:`build_model` builds it (and
+the prior discriminator) from a description of the input, with seeded
+initialisation. :class:`skdim.nn.trainer.DIMTrainer` trains it.
 
 The paper's extensions (section 4.3, table 3) are switched on by
 :class:`DIMConfig` fields and, where they have parameters, by modules that
@@ -25,41 +25,41 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
+import numbers
+from dataclasses import asdict, dataclass
 from typing import Callable, Iterator
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .nn.augment import augment_batch
-from .nn.bounds import mi_lower_bound, subsample_negatives
-from .nn.coordinates import (
+from .bounds import MI_ESTIMATORS, mi_lower_bound, subsample_negatives
+from .coordinates import (
     CoordinatePredictor,
     absolute_coordinate_loss,
     relative_coordinate_loss,
     sample_sources,
 )
-from .nn.critics import ConcatLocalCritic, DotLocalCritic, GlobalCritic, PriorDiscriminator
-from .nn.encoders import EncoderOutput, validate_encoder_output
-from .nn.multiple_globals import mask_blocks, sample_block_origins
-from .nn.occlusion import occlude, occlusion_mask
-from .nn.priors import (
-    discriminator_loss,
-    gradient_penalty,
-    prior_loss,
-    prior_transform,
-    sample_prior,
+from .critics import ConcatLocalCritic, DotLocalCritic, GlobalCritic, PriorDiscriminator
+from .crops import CROPS_ENCODER, build_crop_encoder
+from .encoders import (
+    ENCODERS,
+    EncoderOutput,
+    build_encoder,
+    feature_shapes,
+    validate_encoder_output,
 )
+from .multiple_globals import check_block_grid, mask_blocks, sample_block_origins
+from .occlusion import occlude, occlusion_mask
+from .priors import PRIORS
+from .seeding import build_seeded
+
+__all__ = [
+    "DIMConfig", "DIMObjective", "build_model", "build_discriminator", "frozen_batchnorm_stats",
+    "autocast", "PRECISIONS", "LOCAL_CRITICS",
+]
 
 PRECISIONS: tuple[str, ...] = ("float32", "bfloat16", "tf32")
-# Weight of the discriminator's input-gradient penalty. At 1.0 the
-# discriminator stays near chance and gamma=0.1 barely moves the codes; 0.1
-# keeps it stable (0.01 was not) while the prior measurably shapes sigmoid(Y)
-# (mean KS distance to uniform on digits: 0.21 without the prior term,
-# 0.15-0.17 at gamma=0.1, 0.12 at gamma=1).
-PRIOR_GRADIENT_PENALTY = 0.1
-ADAM_BETAS = (0.5, 0.999)
+LOCAL_CRITICS: tuple[str, ...] = ("dot", "concat")
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,16 @@ class DIMConfig:
     that coordinates and multiple globals train must exist in the
     :class:`DIMObjective` (its ``coordinates``, ``relative_coordinates`` and
     ``multiple_globals`` arguments).
+
+    Examples
+    --------
+    >>> from skdim.nn.objective import DIMConfig
+    >>> DIMConfig().beta, DIMConfig(alpha=1.0, beta=0.0, gamma=1.0).alpha  # DIM(L), DIM(G)
+    (1.0, 1.0)
+    >>> DIMConfig(gamma=-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: gamma must be a finite number >= 0; got -1.
     """
 
     alpha: float = 0.0
@@ -89,6 +99,22 @@ class DIMConfig:
     relative_coordinate_weight: float = 0.0
     multiple_globals: bool = False
     augment: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "beta", "gamma", "coordinate_weight", "relative_coordinate_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0; got {value!r}.")
+        if self.mi_estimator not in MI_ESTIMATORS:
+            raise ValueError(f"mi_estimator must be one of {MI_ESTIMATORS}; got {self.mi_estimator!r}.")
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}; got {self.prior!r}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}; got {self.precision!r}.")
+
+    def to_dict(self) -> dict:
+        """Plain values, for a ``state_dict``."""
+        return asdict(self)
 
 
 class DIMObjective(nn.Module):
@@ -116,6 +142,18 @@ class DIMObjective(nn.Module):
         Build the critic shared by all 3x3-block codes. The encoder (or the
         module it wraps, as ``encoder.module``) must have a
         ``summarize(local_map)`` method, as the ``"crops"`` encoder has.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.encoders import build_encoder, feature_shapes
+    >>> from skdim.nn.objective import DIMConfig, DIMObjective
+    >>> encoder = build_encoder("conv", 1, (8, 8), n_components=4)
+    >>> objective = DIMObjective(encoder, feature_shapes(encoder, 1, (8, 8)), 4,
+    ...                          use_local=True, use_global=False, critic_units=8)
+    >>> code, terms = objective(torch.randn(6, 1, 8, 8), DIMConfig())
+    >>> tuple(code.shape), sorted(terms)
+    ((6, 4), ['local_mi'])
     """
 
     def __init__(
@@ -161,10 +199,10 @@ class DIMObjective(nn.Module):
                     "multiple_globals=True needs an encoder that can recompute the code from a "
                     "masked local map (a summarize(local_map) method), such as encoder='crops'."
                 )
-            sample_block_origins(1, grid)  # validates the grid size
+            check_block_grid(grid)
             self.multi_global_critic = critic_cls(local_channels, n_components, critic_units)
 
-    def mi_terms(
+    def forward(
         self, x: Tensor, config: DIMConfig, generator: torch.Generator | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Encode ``x`` and return ``(code, terms)``.
@@ -224,8 +262,8 @@ class DIMObjective(nn.Module):
         if module is None:
             raise ValueError(
                 f"{parameter} is on, but this model was built without the module it trains; "
-                "it is built when the model is initialised, so refit without warm_start "
-                "(or partial_fit on a fresh estimator)."
+                "it is built when the model is built (build_model), so build a new model "
+                "with that term on."
             )
         return module
 
@@ -248,6 +286,17 @@ def frozen_batchnorm_stats(module: nn.Module) -> Iterator[None]:
     batch counters are neither updated nor saved for backward, so they
     describe full inputs only. (Updating and then restoring them in place
     would break the backward pass of the first forward, which saved them.)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skdim.nn.objective import frozen_batchnorm_stats
+    >>> bn = nn.BatchNorm1d(3)
+    >>> with frozen_batchnorm_stats(bn):
+    ...     _ = bn(torch.randn(8, 3) + 5)
+    >>> bn.running_mean.tolist(), int(bn.num_batches_tracked)
+    ([0.0, 0.0, 0.0], 0)
     """
     norms = [
         m for m in module.modules()
@@ -263,200 +312,134 @@ def frozen_batchnorm_stats(module: nn.Module) -> Iterator[None]:
 
 
 def build_discriminator(n_components: int) -> PriorDiscriminator:
+    """The prior discriminator of paper table 10 (``64-1000-200-1``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.objective import build_discriminator
+    >>> tuple(build_discriminator(64)(torch.rand(5, 64)).shape)
+    (5,)
+    """
     return PriorDiscriminator(n_components)
 
 
-def make_optimizers(
-    objective: DIMObjective, discriminator: nn.Module | None, learning_rate: float
-) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
-    """Adam for the encoder and critics, and a separate Adam for the discriminator.
+class _CheckedEncoder(nn.Module):
+    """Wraps a user-supplied encoder so that it always returns EncoderOutput."""
 
-    The fused Adam kernel updates all parameters in one pass instead of a
-    dozen elementwise ops per tensor: with the 18M parameters of the paper's
-    CIFAR-10 model that is measurable on CPU too.
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        return validate_encoder_output(self.module(x), x.shape[0])
+
+
+def build_model(
+    in_channels: int,
+    input_shape: tuple[int, ...],
+    *,
+    n_components: int = 64,
+    encoder: str | Callable[[int, tuple[int, ...], int], nn.Module] = "auto",
+    local_layer: int | None = None,
+    config: DIMConfig = DIMConfig(),
+    local_critic: str = "dot",
+    critic_units: int = 512,
+    seed: int = 0,
+) -> tuple[DIMObjective, PriorDiscriminator | None]:
+    """Build the encoder, the critics the active terms need and the prior discriminator.
+
+    Initialisation draws from explicit generators seeded with ``seed``,
+    ``seed + 1`` (critics) and ``seed + 2`` (discriminator); the global torch
+    generator is not used (see :mod:`skdim.nn.seeding`).
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of one input.
+    input_shape : tuple of int
+        ``(H, W)`` for images, ``(L,)`` for signals.
+    n_components : int, default=64
+        Size of the code ``Y``.
+    encoder : str or callable, default="auto"
+        A name of :func:`~skdim.nn.encoders.build_encoder`, ``"crops"``
+        (:func:`~skdim.nn.crops.build_crop_encoder`), or a factory
+        ``factory(in_channels, input_shape, n_components) -> nn.Module`` whose
+        module returns ``(local, conv, fc, y)``. ``"auto"`` with
+        ``config.multiple_globals`` builds ``"crops"``.
+    local_layer : int, default=None
+        Block of the local feature map (built-in encoders only).
+    config : DIMConfig, default=DIMConfig()
+        Which terms are active: a critic whose weight is zero is not built.
+    local_critic : {"dot", "concat"}, default="dot"
+    critic_units : int, default=512
+    seed : int, default=0
+
+    Returns
+    -------
+    objective : DIMObjective
+    discriminator : PriorDiscriminator or None
+        None when ``config.gamma == 0``.
+
+    Examples
+    --------
+    >>> from skdim.nn.objective import DIMConfig, build_model
+    >>> objective, disc = build_model(1, (8, 8), n_components=16, critic_units=32)
+    >>> objective.local_critic is not None, objective.global_critic is None, disc is not None
+    (True, True, True)
     """
+    if local_critic not in LOCAL_CRITICS:
+        raise ValueError(f"local_critic must be one of {LOCAL_CRITICS}; got {local_critic!r}.")
 
-    def adam(params):
-        return torch.optim.Adam(params, lr=learning_rate, betas=ADAM_BETAS, fused=True)
+    def make_encoder():
+        if callable(encoder):
+            return _CheckedEncoder(encoder(in_channels, input_shape, n_components))
+        if encoder == CROPS_ENCODER or (config.multiple_globals and encoder == "auto"):
+            return build_crop_encoder(in_channels, input_shape, n_components, local_layer)
+        return build_encoder(encoder, in_channels, input_shape, n_components, local_layer)
 
-    main = adam(objective.parameters())
-    disc = None if discriminator is None else adam(discriminator.parameters())
-    return main, disc
+    if not callable(encoder) and encoder not in ENCODERS + (CROPS_ENCODER,):
+        raise ValueError(f"encoder must be one of {ENCODERS + (CROPS_ENCODER,)} or a callable; "
+                         f"got {encoder!r}.")
+    if config.multiple_globals and isinstance(encoder, str) and encoder not in ("auto", CROPS_ENCODER):
+        raise ValueError(
+            f"multiple_globals=True needs the strided-crop encoder (encoder='crops' or "
+            f"'auto'); got encoder={encoder!r}."
+        )
+    module = build_seeded(seed, make_encoder)
+    shapes = feature_shapes(module, in_channels, input_shape)
+    if shapes.y[1] != n_components:
+        raise ValueError(
+            f"The encoder returns codes of size {shapes.y[1]}, but n_components={n_components}."
+        )
+    objective = build_seeded(
+        seed + 1,
+        lambda: DIMObjective(
+            module, shapes, n_components,
+            use_local=config.beta > 0,
+            use_global=config.alpha > 0,
+            local_critic=local_critic,
+            critic_units=int(critic_units),
+            coordinates=config.coordinate_weight > 0,
+            relative_coordinates=config.relative_coordinate_weight > 0,
+            multiple_globals=config.multiple_globals,
+        ),
+    )
+    disc = build_seeded(seed + 2, lambda: build_discriminator(n_components)) if config.gamma > 0 else None
+    return objective, disc
 
 
 def autocast(device: torch.device, precision: str):
-    """Mixed precision context: bf16 autocast keeps float32 master weights."""
+    """Mixed precision context: bf16 autocast keeps float32 master weights.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.objective import autocast
+    >>> with autocast(torch.device("cpu"), "bfloat16"):
+    ...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
+    torch.bfloat16
+    """
     if precision == "bfloat16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def batch_indices(
-    n_samples: int, batch_size: int, generator: torch.Generator | None, shuffle: bool = True
-) -> Iterator[np.ndarray]:
-    """Yield sorted index arrays of mini-batches covering ``range(n_samples)``.
-
-    A last batch of a single sample is merged into the previous one: the
-    contrastive bounds need at least two images and BatchNorm needs two rows.
-    Indices within a batch are sorted so that reads from a memory map are
-    sequential; the order within a batch does not change any loss.
-    """
-    order = torch.randperm(n_samples, generator=generator) if shuffle else torch.arange(n_samples)
-    order = order.numpy()
-    starts = list(range(0, n_samples, batch_size))
-    if len(starts) > 1 and n_samples - starts[-1] == 1:
-        starts.pop()
-    for k, start in enumerate(starts):
-        stop = starts[k + 1] if k + 1 < len(starts) else n_samples
-        yield np.sort(order[start:stop])
-
-
-class DivergenceError(FloatingPointError):
-    """Training produced a non-finite loss or non-finite weights."""
-
-
-def _check_finite(terms: dict[str, Tensor], epoch: int, step: int) -> None:
-    bad = [k for k, v in terms.items() if not bool(torch.isfinite(v.detach()).all())]
-    if bad:
-        raise DivergenceError(
-            f"Training diverged at epoch {epoch + 1}, step {step + 1}: the "
-            f"{', '.join(bad)} term(s) became non-finite (NaN or inf). DeepInfoMax "
-            "keeps the weights of the last completed epoch. Try a lower learning_rate, "
-            "precision='float32' or check the input scale."
-        )
-
-
-def train_step(
-    objective: DIMObjective,
-    discriminator: nn.Module | None,
-    optimizer: torch.optim.Optimizer,
-    d_optimizer: torch.optim.Optimizer | None,
-    x: Tensor,
-    config: DIMConfig,
-    generator: torch.Generator,
-    *,
-    epoch: int = 0,
-    step: int = 0,
-    forward: Callable[..., tuple[Tensor, dict[str, Tensor]]] | None = None,
-) -> dict[str, Tensor]:
-    """One update of the encoder and critics, and one of the discriminator.
-
-    ``forward`` replaces ``objective.mi_terms`` (same signature), e.g. by
-    its ``torch.compile``-d version.
-
-    The prior game takes two separate steps on opposite objectives: the
-    discriminator learns to tell prior samples from (detached) codes, then the
-    encoder is updated to fool the frozen discriminator. With
-    ``config.augment`` the batch is first randomly shift-cropped and flipped
-    (:func:`skdim.nn.augment.augment_batch`), on its device.
-    """
-    device = x.device
-    if config.augment:
-        x = augment_batch(x, generator)
-    if x.dim() == 4:
-        # oneDNN (CPU) and cuDNN run NHWC convolutions faster, and the local
-        # critic wants its map channels-last anyway (benchmarks/bench_fit.py).
-        x = x.contiguous(memory_format=torch.channels_last)
-    with autocast(device, config.precision):
-        code, terms = (forward or objective.mi_terms)(x, config, generator)
-    loss = torch.zeros((), device=device)
-    if "local_mi" in terms:
-        loss = loss - config.beta * terms["local_mi"]
-    if "global_mi" in terms:
-        loss = loss - config.alpha * terms["global_mi"]
-    # Block codes are a local objective: they share beta with local DIM.
-    if "multiple_globals_mi" in terms:
-        loss = loss - config.beta * terms["multiple_globals_mi"]
-    if "coordinate" in terms:
-        loss = loss + config.coordinate_weight * terms["coordinate"]
-    if "relative_coordinate" in terms:
-        loss = loss + config.relative_coordinate_weight * terms["relative_coordinate"]
-
-    if discriminator is not None and d_optimizer is not None:
-        fake = prior_transform(config.prior, code.float())
-        real = sample_prior(config.prior, code.shape[0], code.shape[1], generator, device)
-        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
-        d_total = d_loss + PRIOR_GRADIENT_PENALTY * gradient_penalty(discriminator, real)
-        terms["discriminator"] = d_loss
-        _check_finite({"discriminator": d_total}, epoch, step)
-        d_optimizer.zero_grad(set_to_none=True)
-        d_total.backward()
-        d_optimizer.step()
-
-        discriminator.requires_grad_(False)
-        try:
-            terms["prior"] = prior_loss(discriminator(fake))
-        finally:
-            discriminator.requires_grad_(True)
-        loss = loss + config.gamma * terms["prior"]
-
-    terms["loss"] = loss
-    _check_finite(terms, epoch, step)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return {k: v.detach() for k, v in terms.items()}
-
-
-def train_epoch(
-    objective: DIMObjective,
-    discriminator: nn.Module | None,
-    optimizer: torch.optim.Optimizer,
-    d_optimizer: torch.optim.Optimizer | None,
-    n_samples: int,
-    get_batch: Callable[[np.ndarray], Tensor],
-    config: DIMConfig,
-    batch_size: int,
-    generator: torch.Generator,
-    *,
-    epoch: int = 0,
-    shuffle: bool = True,
-    progress: Callable[[dict[str, float]], None] | None = None,
-    forward: Callable[..., tuple[Tensor, dict[str, Tensor]]] | None = None,
-) -> dict[str, float]:
-    """One pass over the data; returns the mean of every term over batches.
-
-    ``forward`` is passed on to :func:`train_step`.
-    """
-    objective.train()
-    if discriminator is not None:
-        discriminator.train()
-    sums: dict[str, Tensor] = {}
-    n_batches = 0
-    for step, idx in enumerate(batch_indices(n_samples, batch_size, generator, shuffle)):
-        terms = train_step(
-            objective, discriminator, optimizer, d_optimizer, get_batch(idx), config,
-            generator, epoch=epoch, step=step, forward=forward,
-        )
-        for k, v in terms.items():
-            sums[k] = sums[k] + v if k in sums else v.clone()
-        n_batches += 1
-        if progress is not None:
-            progress({k: float(v) for k, v in terms.items()})
-    for module in (objective, discriminator):
-        if module is None:
-            continue
-        for p in module.parameters():
-            if not bool(torch.isfinite(p).all()):
-                raise DivergenceError(
-                    f"Training diverged in epoch {epoch + 1}: weights became non-finite. "
-                    "Try a lower learning_rate or precision='float32'."
-                )
-    return {k: float(v) / n_batches for k, v in sums.items()}
-
-
-def seeded_generator(seed: int) -> torch.Generator:
-    g = torch.Generator()
-    g.manual_seed(int(seed))
-    return g
-
-
-def build_seeded(seed: int, factory: Callable[[], nn.Module]) -> nn.Module:
-    """Build modules with default initialisation drawn from ``seed``.
-
-    PyTorch initialises parameters from the global generator; fork it so the
-    caller's global RNG state is exactly as before.
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        return factory()

@@ -1,76 +1,36 @@
-"""Evaluation of learned representations (Hjelm et al. 2019, section 4.1).
+"""Classification probes on frozen features (paper section 4.1, tables 1 and 4).
 
-The paper scores a representation in several ways, all with the encoder held
-fixed unless noted:
-
-* :func:`linear_probe` -- a linear SVM on the features (linear separability);
-* :func:`mlp_probe` -- one hidden layer of 200 units with dropout (the
-  classifier of the paper's table 1, built as in the official release);
-* :func:`finetune` -- semi-supervised fine-tuning of the whole encoder with a
-  small head, returning a :class:`FineTunedClassifier`;
-* :func:`reconstruction_ms_ssim` -- a decoder trained with an L2 loss on the
-  frozen codes, scored with :func:`ms_ssim` (a proxy for the pixel-level
-  information the codes keep);
-* :func:`nearest_neighbors` and :func:`plot_nearest_neighbors` -- L1 nearest
-  neighbours in code space (appendix A.4).
-
-:func:`probe_table` runs a probe over several models and the paper's three
-evaluation layers (``"conv"``, ``"fc"``, ``"y"``); :func:`format_table`
-prints the result.
-
-Image arguments share one layout rule: a 4-D array is a batch in
-``(n, C, H, W)`` when ``shape[1] <= 4 < shape[-1]`` and ``(n, H, W, C)``
-otherwise; a 3-D array is a batch of grayscale images ``(n, H, W)``.
-
-Everything that trains takes ``random_state`` and draws only from a local
-:class:`torch.Generator`; nothing here touches the global NumPy or torch RNG.
+Public names are re-exported by :mod:`skdim.evaluation`.
 """
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Mapping, Sequence
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 from sklearn.svm import LinearSVC
-from sklearn.utils.validation import (
-    check_array,
-    check_consistent_length,
-    check_scalar,
-    column_or_1d,
-)
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 from torch import nn
 
-from ._evaluation_utils import (
-    LAYERS,
-    SeededDropout,
-    as_device,
-    check_training_params,
-    images_to_nchw,
-    minibatches,
-    seed_from,
-    seeded_linear,
-)
-from ._finetune import FineTunedClassifier, finetune
-from ._ms_ssim import ms_ssim, reconstruction_ms_ssim
+from .._runtime import resolve_device, seed_from
+from ..nn.sampling import batch_indices
+from ..nn.seeding import SeededDropout, build_seeded, seeded_generator
+from ._utils import LAYERS, TRAINING_CONSTRAINTS
 
-__all__ = [
-    "linear_probe",
-    "mlp_probe",
-    "probe_table",
-    "format_table",
-    "finetune",
-    "FineTunedClassifier",
-    "ms_ssim",
-    "reconstruction_ms_ssim",
-    "nearest_neighbors",
-    "plot_nearest_neighbors",
-]
+__all__ = ["linear_probe", "mlp_probe", "probe_table", "format_table"]
+
+_FEATURE_CONSTRAINTS: dict[str, list] = {
+    "F_train": ["array-like"],
+    "y_train": ["array-like"],
+    "F_test": ["array-like"],
+    "y_test": ["array-like"],
+}
 
 
 def _check_probe_data(F_train, y_train, F_test, y_test):
@@ -95,6 +55,16 @@ def _check_probe_data(F_train, y_train, F_test, y_test):
 # --------------------------------------------------------------------------
 
 
+@validate_params(
+    {
+        **_FEATURE_CONSTRAINTS,
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "standardize": ["boolean"],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def linear_probe(
     F_train,
     y_train,
@@ -130,7 +100,10 @@ def linear_probe(
     max_iter : int, default=10_000
         Iteration cap of the liblinear solver.
     random_state : int, RandomState instance or None, default=None
-        Seed of the solver (used by the dual solver only).
+        Seed of the solver (used by the dual solver only). An int always
+        gives the same result; None draws one seed from NumPy's global
+        ``RandomState`` (so ``np.random.seed`` makes it repeatable), as
+        elsewhere in scikit-learn.
 
     Returns
     -------
@@ -155,6 +128,17 @@ def linear_probe(
     return float(np.mean(model.predict(F_test) == y_test))
 
 
+@validate_params(
+    {
+        **_FEATURE_CONSTRAINTS,
+        "hidden": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        **TRAINING_CONSTRAINTS,
+        "milestones": ["array-like"],
+        "average_last": [Interval(Integral, 1, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def mlp_probe(
     F_train,
     y_train,
@@ -173,12 +157,33 @@ def mlp_probe(
 ) -> float:
     """Test accuracy of the paper's non-linear probe on frozen features.
 
-    One hidden layer of 200 units with dropout (section 4.1, table 1), built
-    as in the official release: ``Linear(d, 200) -> Dropout(0.1) ->
-    BatchNorm1d -> ReLU -> Linear(200, n_classes)``, trained with Adam and
-    cross-entropy on features standardised with training-set statistics. The
-    learning rate is divided by 10 at each of ``milestones`` (epochs), as in
-    the release.
+    The paper's classifier of table 1 (section 4.1: an MLP with one hidden
+    layer of 200 units and dropout), built as in the official release
+    (``cortex_DIM``'s ``Classifier`` with ``fc_args=[(200, True, 0.1,
+    "ReLU")]``, trained by its ``ClassificationEvaluator`` with learning rate
+    1e-4, batches of 64 and ``MultiStepLR`` at epochs 50 and 100). With the
+    defaults the protocol is exactly:
+
+    * **network**: ``Linear(n_features, 200) -> Dropout(p=0.1) ->
+      BatchNorm1d(200) -> ReLU -> Linear(200, n_classes)``; the linear layers
+      get PyTorch's default initialisation;
+    * **input**: the features standardised to zero mean and unit variance
+      with statistics of the training set (the release feeds the raw
+      features); no data augmentation -- the features are fixed;
+    * **loss**: cross-entropy over the classes seen in ``y_train``;
+    * **optimizer**: Adam with PyTorch's default betas (0.9, 0.999) and eps
+      1e-8 (the release's framework, cortex, defaults to betas (0.5, 0.999)),
+      learning rate 1e-4 and no weight decay; the learning rate is multiplied
+      by 0.1 after each epoch in ``milestones`` (50 and 100, as in the
+      release);
+    * **batches**: 64 rows, a fresh shuffle every epoch; a last batch of a
+      single row (which BatchNorm cannot train on) is merged into the
+      previous batch (:func:`skdim.nn.sampling.batch_indices`), while the
+      release drops an incomplete last batch;
+    * **length**: 100 epochs; the test accuracy is measured after each of the
+      last ``average_last`` epochs (BatchNorm and dropout in eval mode) and
+      averaged. The paper trains for 1000 epochs and averages over the last
+      100: pass ``epochs=1000, average_last=100`` for that.
 
     Parameters
     ----------
@@ -193,22 +198,26 @@ def mlp_probe(
     hidden : int, default=200
         Width of the hidden layer.
     dropout : float, default=0.1
-        Dropout rate after the first linear layer.
+        Dropout rate after the first linear layer, in [0, 1).
     epochs : int, default=100
         Passes over the training set (the paper trains for 1000).
     batch_size : int, default=64
-        Minibatch size.
+        Minibatch size, at least 2.
     learning_rate : float, default=1e-4
         Adam learning rate (the release's value).
     milestones : sequence of int, default=(50, 100)
         Epochs after which the learning rate is multiplied by 0.1.
     average_last : int, default=1
-        Report the mean test accuracy over the last ``average_last`` epochs;
-        the paper averages over the last 100.
+        Report the mean test accuracy over the last ``average_last`` epochs
+        (at most ``epochs``); the paper averages over the last 100.
     device : str or torch.device, default="cpu"
-        Where to train.
+        Where to train; ``"auto"`` picks CUDA when it is available.
     random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, shuffling and dropout.
+        Seeds initialisation, shuffling and dropout, each from its own
+        :class:`torch.Generator` (PyTorch's global generator is never used).
+        An int always gives the same result; None draws one seed from NumPy's
+        global ``RandomState`` (so ``np.random.seed`` makes it repeatable),
+        as elsewhere in scikit-learn.
 
     Returns
     -------
@@ -228,15 +237,12 @@ def mlp_probe(
     True
     """
     F_train, y_train, F_test, y_test = _check_probe_data(F_train, y_train, F_test, y_test)
-    check_training_params(epochs, batch_size, learning_rate)
-    check_scalar(hidden, "hidden", numbers.Integral, min_val=1)
-    check_scalar(dropout, "dropout", numbers.Real, min_val=0.0, max_val=1.0,
-                 include_boundaries="left")
-    check_scalar(average_last, "average_last", numbers.Integral, min_val=1,
-                 max_val=epochs)
-    if len(F_train) < 2:
-        raise ValueError("mlp_probe needs at least n_samples=2 training samples.")
-    dev = as_device(device)
+    if average_last > epochs:
+        raise ValueError(
+            f"average_last={average_last} must be at most epochs={epochs}: the accuracy "
+            "is averaged over the last average_last epochs."
+        )
+    dev = resolve_device(device)
 
     labels = LabelEncoder().fit(y_train)
     n_classes = len(labels.classes_)
@@ -246,23 +252,23 @@ def mlp_probe(
     t_tr = torch.from_numpy(labels.transform(y_train)).to(dev)
 
     seed = seed_from(random_state)
-    gen = torch.Generator().manual_seed(seed)
-    dropout_gen = torch.Generator(device=dev).manual_seed(seed + 1)
-    model = nn.Sequential(
-        seeded_linear(X_tr.shape[1], hidden, gen),
-        SeededDropout(dropout, dropout_gen),
+    shuffle = seeded_generator(seed + 1)
+    drop = SeededDropout(dropout, seeded_generator(seed + 2, dev))
+    model = build_seeded(seed, lambda: nn.Sequential(
+        nn.Linear(X_tr.shape[1], hidden),
+        drop,
         nn.BatchNorm1d(hidden),
         nn.ReLU(),
-        seeded_linear(hidden, n_classes, gen),
-    ).to(dev)
+        nn.Linear(hidden, n_classes),
+    )).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=learning_rate)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(milestones), gamma=0.1)
 
     accuracies = []
     for epoch in range(epochs):
         model.train()
-        for idx in minibatches(len(X_tr), batch_size, gen):
-            idx = idx.to(dev)
+        for rows in batch_indices(len(X_tr), batch_size, shuffle):
+            idx = torch.from_numpy(rows).to(dev)
             loss = F.cross_entropy(model(X_tr[idx]), t_tr[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -279,6 +285,20 @@ def mlp_probe(
 _PROBES: dict[str, Callable[..., float]] = {"linear": linear_probe, "mlp": mlp_probe}
 
 
+@validate_params(
+    {
+        "models": [Mapping],
+        "X_train": "no_validation",  # inputs the models accept
+        "y_train": ["array-like"],
+        "X_test": "no_validation",
+        "y_test": ["array-like"],
+        "layers": [str, "array-like"],
+        "probe": [StrOptions({"linear", "mlp"}), callable],
+    },
+    # The probe validates its own keyword arguments, which this function
+    # passes on unchecked: nested validation must stay on.
+    prefer_skip_nested_validation=False,
+)
 def probe_table(
     models: Mapping[str, object],
     X_train,
@@ -339,19 +359,13 @@ def probe_table(
     model  features
     raw      100.00
     """
-    if not isinstance(models, Mapping) or len(models) == 0:
+    if len(models) == 0:
         raise ValueError("models must be a non-empty dict of name -> model.")
     layers = [layers] if isinstance(layers, str) else list(layers)
     if not layers:
         raise ValueError("layers must name at least one layer, e.g. ('conv', 'fc', 'y').")
     if isinstance(probe, str):
-        if probe not in _PROBES:
-            raise ValueError(f"probe={probe!r} is not one of {sorted(_PROBES)} or a callable.")
         probe = _PROBES[probe]
-    elif not callable(probe):
-        raise TypeError(
-            f"probe must be 'linear', 'mlp' or a callable, got {type(probe).__name__}."
-        )
 
     table: dict[str, dict[str, float]] = {}
     for name, model in models.items():
@@ -374,6 +388,14 @@ def probe_table(
     return table
 
 
+@validate_params(
+    {
+        "table": [Mapping],
+        "percent": ["boolean"],
+        "decimals": [Interval(Integral, 0, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def format_table(table: Mapping[str, Mapping[str, float]], *, percent: bool = True,
                  decimals: int = 2) -> str:
     """Plain-text table of :func:`probe_table` results.
@@ -418,142 +440,3 @@ def format_table(table: Mapping[str, Mapping[str, float]], *, percent: bool = Tr
                        + [v.rjust(w) for v, w in zip(r[1:], widths[1:])]).rstrip()
              for r in cells]
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------
-# Nearest neighbours in code space (appendix A.4)
-# --------------------------------------------------------------------------
-
-
-def nearest_neighbors(codes_query, codes_reference, n_neighbors: int = 5):
-    """Nearest reference codes of each query code under the L1 distance.
-
-    The paper's nearest-neighbour analysis (appendix A.4) uses the L1
-    (cityblock) distance, which suits codes matched to a uniform prior.
-
-    Parameters
-    ----------
-    codes_query : array-like of shape (n_queries, n_components)
-        Codes to look up (e.g. one test image per class).
-    codes_reference : array-like of shape (n_reference, n_components)
-        Codes to search.
-    n_neighbors : int, default=5
-        Neighbours per query, at most ``n_reference``.
-
-    Returns
-    -------
-    distances : ndarray of shape (n_queries, n_neighbors)
-        L1 distances, ascending along each row.
-    indices : ndarray of shape (n_queries, n_neighbors)
-        Row indices into ``codes_reference``. A query that is itself in the
-        reference set finds itself first.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skdim.evaluation import nearest_neighbors
-    >>> ref = np.array([[0.0, 0.0], [3.0, 0.0], [2.0, 2.0]])
-    >>> dist, ind = nearest_neighbors([[0.0, 2.9]], ref, n_neighbors=2)
-    >>> ind
-    array([[0, 2]])
-    >>> dist
-    array([[2.9, 2.9]])
-    """
-    codes_query = check_array(codes_query, input_name="codes_query")
-    codes_reference = check_array(codes_reference, input_name="codes_reference")
-    if codes_query.shape[1] != codes_reference.shape[1]:
-        raise ValueError(
-            f"codes_query has {codes_query.shape[1]} components but codes_reference "
-            f"has {codes_reference.shape[1]}."
-        )
-    check_scalar(n_neighbors, "n_neighbors", numbers.Integral, min_val=1,
-                 max_val=len(codes_reference))
-    index = NearestNeighbors(n_neighbors=n_neighbors, metric="manhattan")
-    index.fit(codes_reference)
-    return index.kneighbors(codes_query)
-
-
-def _displayable(images, name: str) -> np.ndarray:
-    """(n, H, W) or (n, H, W, 3) floats in [0, 1] for imshow."""
-    is_uint8 = np.asarray(images).dtype == np.uint8
-    x = images_to_nchw(images, name)
-    if is_uint8:
-        x = x / 255.0
-    elif x.numel() and (x.min() < 0 or x.max() > 1):
-        # Floats outside [0, 1]: min-max scale the whole batch at once so
-        # that relative brightness between images is kept.
-        lo, hi = x.min(), x.max()
-        x = (x - lo) / (hi - lo) if hi > lo else torch.zeros_like(x)
-    x = x.permute(0, 2, 3, 1).numpy()
-    return x[..., 0] if x.shape[-1] == 1 else x
-
-
-def plot_nearest_neighbors(images_query, images_reference, indices, *, fig=None,
-                           titles: bool = True):
-    """Show each query image next to its nearest neighbours.
-
-    One row per query: the query in the first column, then its neighbours in
-    order of proximity (as in the paper's figure 8).
-
-    Parameters
-    ----------
-    images_query : array-like
-        The query images, (n, H, W), (n, H, W, C) or (n, C, H, W) with the
-        layout rule of :func:`ms_ssim`; uint8, floats in [0, 1], or other
-        floats (min-max scaled over the batch for display).
-    images_reference : array-like
-        The images searched, same layout.
-    indices : array-like of int, shape (n_queries, n_neighbors)
-        Row indices into ``images_reference``, e.g. from
-        :func:`nearest_neighbors`.
-    fig : matplotlib Figure, default=None
-        Figure to draw in; None creates one with ``matplotlib.pyplot``.
-    titles : bool, default=True
-        Label the columns ("query", "1", "2", ...).
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
-        The figure, holding ``n_queries * (n_neighbors + 1)`` axes.
-
-    Examples
-    --------
-    >>> from skdim.evaluation import nearest_neighbors, plot_nearest_neighbors
-    >>> _, ind = nearest_neighbors(codes_test[:5], codes_train)  # doctest: +SKIP
-    >>> fig = plot_nearest_neighbors(X_test[:5], X_train, ind)   # doctest: +SKIP
-    """
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(
-            "plot_nearest_neighbors needs matplotlib: pip install skdim[plot]"
-        ) from exc
-    query = _displayable(images_query, "images_query")
-    reference = _displayable(images_reference, "images_reference")
-    indices = check_array(indices, dtype=None, input_name="indices")
-    if not np.issubdtype(indices.dtype, np.integer):
-        raise TypeError(f"indices must be integers, got dtype {indices.dtype}.")
-    if len(indices) != len(query):
-        raise ValueError(
-            f"indices has {len(indices)} rows but there are {len(query)} query images."
-        )
-    if indices.min() < 0 or indices.max() >= len(reference):
-        raise ValueError(
-            f"indices must lie in [0, {len(reference) - 1}] (rows of images_reference)."
-        )
-    if fig is None:
-        import matplotlib.pyplot as plt
-
-        n_rows, n_cols = indices.shape[0], indices.shape[1] + 1
-        fig = plt.figure(figsize=(1.2 * n_cols, 1.2 * n_rows))
-    axes = fig.subplots(indices.shape[0], indices.shape[1] + 1, squeeze=False)
-    cmap = "gray" if query.ndim == 3 else None
-    for row, neighbours in enumerate(indices):
-        shown = [query[row]] + [reference[j] for j in neighbours]
-        for col, (ax, image) in enumerate(zip(axes[row], shown)):
-            ax.imshow(image, cmap=cmap, vmin=0.0, vmax=1.0)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if titles and row == 0:
-                ax.set_title("query" if col == 0 else str(col), fontsize=8)
-    return fig

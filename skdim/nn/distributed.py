@@ -13,7 +13,11 @@ initialised (``torch.distributed.init_process_group()``, e.g. under
 * BatchNorm layers normalise with statistics of the global batch
   (:class:`SyncBatchNorm`, which, unlike ``torch.nn.SyncBatchNorm``, also
   runs on the CPU with the gloo backend);
-* gradients are averaged over processes before every optimizer step.
+* gradients are averaged over processes by PyTorch's
+  :class:`~torch.nn.parallel.DistributedDataParallel`, one wrapper per
+  optimised module set (the objective; the prior discriminator), so the
+  all-reduce overlaps the backward pass and the two optimizers of the prior
+  game stay separate.
 
 The gradient of a gathered tensor is the sum over processes of what their
 losses send back to it, so with the process average of the gradients the
@@ -47,9 +51,11 @@ __all__ = [
     "SyncBatchNorm",
     "convert_sync_batchnorm",
     "shard_positions",
-    "sync_gradients",
     "distributed_training",
-    "torch_thread_limit",
+    "mean_over_ranks",
+    "broadcast_object",
+    "training_device",
+    "collective_device",
 ]
 
 #: Default seconds a collective may wait for the other processes.
@@ -57,17 +63,39 @@ DEFAULT_TIMEOUT = 600.0
 
 
 class DistributedError(RuntimeError):
-    """A collective operation failed: another process died or timed out."""
+    """A collective operation failed: another process died or timed out.
+
+    Examples
+    --------
+    >>> from skdim.nn.distributed import DistributedError
+    >>> issubclass(DistributedError, RuntimeError)
+    True
+    """
 
 
 def world() -> tuple[int, int]:
-    """``(rank, world_size)`` of the current process group, ``(0, 1)`` if none."""
+    """``(rank, world_size)`` of the current process group, ``(0, 1)`` if none.
+
+    Examples
+    --------
+    >>> from skdim.nn.distributed import world
+    >>> world()  # no process group in this process
+    (0, 1)
+    """
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
 
 def is_distributed() -> bool:
+    """Whether a process group of more than one process is active.
+
+    Examples
+    --------
+    >>> from skdim.nn.distributed import is_distributed
+    >>> is_distributed()
+    False
+    """
     return world()[1] > 1
 
 
@@ -85,6 +113,17 @@ def init_from_env(backend: str | None = None, timeout: float | None = None) -> b
     timeout : float, default=None
         Seconds a collective waits for the others before failing; defaults to
         ``SKDIM_DIST_TIMEOUT`` from the environment, else 600.
+
+    Returns
+    -------
+    initialised : bool
+
+    Examples
+    --------
+    >>> import os
+    >>> from skdim.nn.distributed import init_from_env
+    >>> "WORLD_SIZE" in os.environ or init_from_env()  # not under torchrun: nothing to do
+    False
     """
     if not dist.is_available():
         raise DistributedError("torch.distributed is not available in this PyTorch build.")
@@ -128,7 +167,14 @@ def _guard(what: str) -> Iterator[None]:
 
 
 def collective_device() -> torch.device:
-    """Where tensors for a collective must live: NCCL needs CUDA tensors."""
+    """Where tensors for a collective must live: NCCL needs CUDA tensors.
+
+    Examples
+    --------
+    >>> from skdim.nn.distributed import collective_device
+    >>> collective_device()
+    device(type='cpu')
+    """
     if is_distributed() and dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
@@ -139,7 +185,15 @@ def _local_device_index() -> int | None:
 
 
 def training_device(device: torch.device) -> torch.device:
-    """Under DDP a bare ``cuda`` means this process's GPU, ``cuda:LOCAL_RANK``."""
+    """Under DDP a bare ``cuda`` means this process's GPU, ``cuda:LOCAL_RANK``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.distributed import training_device
+    >>> training_device(torch.device("cpu"))
+    device(type='cpu')
+    """
     if device.type == "cuda" and device.index is None and is_distributed():
         index = _local_device_index()
         return torch.device("cuda", torch.cuda.current_device() if index is None else index)
@@ -191,6 +245,15 @@ def all_gather_with_grad(x: Tensor) -> tuple[Tensor, int]:
     process receives the gradient that *every* process's loss sends to its
     items. Ranks may hold different numbers of rows. Without a process group
     it returns ``(x, 0)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.distributed import all_gather_with_grad
+    >>> x = torch.ones(3, 2)
+    >>> gathered, offset = all_gather_with_grad(x)  # one process: itself, at row 0
+    >>> gathered is x, offset
+    (True, 0)
     """
     if not is_distributed():
         return x, 0
@@ -199,26 +262,15 @@ def all_gather_with_grad(x: Tensor) -> tuple[Tensor, int]:
     return _AllGather.apply(x, counts), sum(counts[:rank])
 
 
-def sync_gradients(parameters) -> None:
-    """Average ``.grad`` over processes in one flat all-reduce per dtype."""
-    _, size = world()
-    grads = [p.grad for p in parameters if p.grad is not None]
-    by_dtype: dict[torch.dtype, list[Tensor]] = {}
-    for g in grads:
-        by_dtype.setdefault(g.dtype, []).append(g)
-    for group in by_dtype.values():
-        flat = torch.cat([g.reshape(-1) for g in group])
-        with _guard("all_reduce of gradients"):
-            dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-        flat /= size
-        offset = 0
-        for g in group:
-            g.copy_(flat[offset : offset + g.numel()].view_as(g))
-            offset += g.numel()
-
-
 def broadcast_object(obj):
-    """``obj`` from rank 0 on every process."""
+    """``obj`` from rank 0 on every process.
+
+    Examples
+    --------
+    >>> from skdim.nn.distributed import broadcast_object
+    >>> broadcast_object({"seed": 3})  # one process: unchanged
+    {'seed': 3}
+    """
     if not is_distributed():
         return obj
     box = [obj]
@@ -227,17 +279,15 @@ def broadcast_object(obj):
     return box[0]
 
 
-def broadcast_module(module: nn.Module) -> None:
-    """Copy rank 0's parameters and buffers to every process, in place."""
-    if not is_distributed():
-        return
-    with torch.no_grad(), _guard("broadcast of the initial weights"):
-        for t in list(module.parameters()) + list(module.buffers()):
-            dist.broadcast(t.data, src=0)
-
-
 def mean_over_ranks(stats: dict[str, float]) -> dict[str, float]:
-    """Average per-process epoch statistics (same keys on every process)."""
+    """Average per-process epoch statistics (same keys on every process).
+
+    Examples
+    --------
+    >>> from skdim.nn.distributed import mean_over_ranks
+    >>> mean_over_ranks({"loss": 1.5})
+    {'loss': 1.5}
+    """
     if not is_distributed():
         return stats
     keys = sorted(stats)
@@ -258,6 +308,15 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     cancellation of ``E[x^2] - E[x]^2``. Running statistics follow
     :class:`torch.nn.BatchNorm2d` (unbiased running variance, momentum or
     cumulative average). Without a process group it is plain BatchNorm.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skdim.nn.distributed import SyncBatchNorm
+    >>> x = torch.randn(6, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    >>> torch.allclose(SyncBatchNorm(3)(x), nn.BatchNorm2d(3)(x), atol=1e-6)
+    True
     """
 
     def _check_input_dim(self, x: Tensor) -> None:
@@ -310,6 +369,18 @@ def convert_sync_batchnorm(module: nn.Module) -> Callable[[], None]:
     and running statistics carry over). Returns a function that puts the
     original layers back, leaving a model that pickles and runs without a
     process group.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from skdim.nn.distributed import SyncBatchNorm, convert_sync_batchnorm
+    >>> model = nn.Sequential(nn.Conv2d(1, 3, 1), nn.BatchNorm2d(3))
+    >>> restore = convert_sync_batchnorm(model)
+    >>> isinstance(model[1], SyncBatchNorm)
+    True
+    >>> restore()
+    >>> type(model[1]).__name__
+    'BatchNorm2d'
     """
     swaps: list[tuple[nn.Module, str, nn.Module]] = []
     for parent in list(module.modules()):
@@ -345,6 +416,13 @@ def shard_positions(rows: np.ndarray, rank: int, world_size: int) -> np.ndarray:
     of ``world_size`` (as :class:`torch.utils.data.DistributedSampler` does),
     then cut into contiguous equal parts in rank order, so that gathering the
     parts in rank order restores the global batch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdim.nn.distributed import shard_positions
+    >>> [shard_positions(np.array([3, 5, 8, 9, 12]), r, 2).tolist() for r in range(2)]
+    [[3, 5, 8], [9, 12, 3]]
     """
     rows = np.asarray(rows)
     if world_size == 1:
@@ -356,72 +434,53 @@ def shard_positions(rows: np.ndarray, rank: int, world_size: int) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def distributed_training(
-    objective: nn.Module,
-    discriminator: nn.Module | None,
-    optimizers: list[torch.optim.Optimizer | None],
-) -> Iterator[bool]:
-    """Set up (and always undo) data-parallel training of ``objective``.
+def distributed_training(trainer) -> Iterator[bool]:
+    """Set up (and always undo) data-parallel training of a :class:`~skdim.nn.trainer.DIMTrainer`.
 
     Yields ``True`` when a multi-process group is active: BatchNorm layers
-    are synchronised, the critics gather items over processes, rank 0's
-    weights are broadcast, and every optimizer averages gradients before its
-    step. Yields ``False`` and changes nothing otherwise.
+    are synchronised, the critics gather items over processes, and the
+    trainer's forward passes go through
+    :class:`~torch.nn.parallel.DistributedDataParallel` wrappers of the
+    objective and of the discriminator (which broadcast rank 0's weights at
+    construction and average gradients in the backward pass). Yields
+    ``False`` and changes nothing otherwise. :meth:`DIMTrainer.fit
+    <skdim.nn.trainer.DIMTrainer.fit>` enters it for you.
+
+    Examples
+    --------
+    >>> from skdim.nn.distributed import distributed_training
+    >>> from skdim.nn.trainer import DIMTrainer
+    >>> trainer = DIMTrainer.build(1, (8, 8), n_components=4, critic_units=8)
+    >>> with distributed_training(trainer) as active:
+    ...     active
+    False
     """
     if not is_distributed():
         yield False
         return
+    from torch.nn.parallel import DistributedDataParallel
+
     undo: list[Callable[[], None]] = []
+    device = trainer.device
+    ids = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else None
     try:
-        for module in (objective, discriminator):
-            if module is not None:
-                broadcast_module(module)
-        undo.append(convert_sync_batchnorm(objective))
+        undo.append(convert_sync_batchnorm(trainer.objective))
         # Every MI critic (local, global, multiple globals) exposes `gather`.
-        for critic in objective.modules():
+        for critic in trainer.objective.modules():
             if getattr(critic, "gather", False) is None:
                 critic.gather = all_gather_with_grad
                 undo.append(lambda c=critic: setattr(c, "gather", None))
-        for opt in optimizers:
-            if opt is None:
-                continue
-            params = [p for group in opt.param_groups for p in group["params"]]
-            handle = opt.register_step_pre_hook(lambda *_, ps=params: sync_gradients(ps))
-            undo.append(handle.remove)
+        with _guard("setting up DistributedDataParallel"):
+            # Buffers (BatchNorm statistics) agree already: SyncBatchNorm pools them.
+            trainer._forward = DistributedDataParallel(trainer.objective, device_ids=ids,
+                                                       broadcast_buffers=False)
+            if trainer.discriminator is not None:
+                trainer._disc_forward = DistributedDataParallel(
+                    trainer.discriminator, device_ids=ids, broadcast_buffers=False
+                )
         yield True
     finally:
+        trainer._forward = trainer._disc_forward = None
         for fn in reversed(undo):
             fn()
-
-
-# ------------------------------------------------------- processes sharing CPUs
-def _env_thread_limit() -> int | None:
-    value = os.environ.get("OMP_NUM_THREADS", "")
-    try:
-        limit = int(value)
-    except ValueError:
-        return None
-    return limit if limit > 0 else None
-
-
-@contextlib.contextmanager
-def torch_thread_limit() -> Iterator[None]:
-    """Cap torch's intra-op threads at this process's OpenMP budget, then restore.
-
-    joblib's process backends (loky, the default of ``GridSearchCV(n_jobs=k)``)
-    start each worker with ``OMP_NUM_THREADS = cpu_count // k``; torch reads
-    that when it is imported, but a torch thread count set later in the
-    process (by the user or a library) would make ``k`` workers oversubscribe
-    the cores. ``torch.set_num_threads`` is process-wide state, so it is
-    restored on exit.
-    """
-    current = torch.get_num_threads()
-    limit = _env_thread_limit()
-    if limit is None or limit >= current:
-        yield
-        return
-    torch.set_num_threads(limit)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(current)
