@@ -2,31 +2,29 @@
 
 from __future__ import annotations
 
-import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-_NPZ_NAME = "cifar10_jpeg_bytes.npz"
-_REPO = Path(__file__).resolve().parent.parent
+_BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+if str(_BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(_BENCHMARKS))
+
+from _cifar import NPZ_NAME as _NPZ_NAME  # noqa: E402
+from _cifar import cifar10_path as _benchmark_cifar10_path  # noqa: E402
 
 
 def cifar10_path() -> Path | None:
     """The CIFAR-10 JPEG ``.npz`` file of this workplace, if there is one.
 
-    ``SKDIM_CIFAR10_NPZ`` names it; otherwise ``shared/data`` beside the
-    checkout (the layout of the project's machines and CI) is searched.
+    The search (``SKDIM_CIFAR10_NPZ``, else ``shared/data`` beside the
+    checkout) is the benchmarks' own, so both find the same file.
     """
-    env = os.environ.get("SKDIM_CIFAR10_NPZ")
-    if env and Path(env).expanduser().is_file():
-        return Path(env).expanduser()
-    for base in (Path.cwd().parent, _REPO.parent):
-        candidate = base / "shared" / "data" / _NPZ_NAME
-        if candidate.is_file():
-            return candidate.resolve()
-    return None
+    path = _benchmark_cifar10_path()
+    return path if path is not None and path.is_file() else None
 
 
 def load_cifar10(n_train: int, n_test: int):

@@ -7,7 +7,12 @@
   exactly the weights of an uninterrupted run (CPU, same seed): every random
   draw of an epoch comes from a generator derived from the seed and the epoch
   index, and the checkpoint holds the model, both optimizers and the history.
-* Ctrl-C leaves a usable estimator at the last completed epoch, with a warning.
+* Ctrl-C, like any failure, leaves the estimator as it was (with a warning
+  that says where the completed epochs are).
+* A checkpoint resumes only the run it belongs to: other parameters, other
+  data (every value is hashed), more epochs than max_epochs, damaged bytes
+  or a state that does not fit the model are clear errors; a directory is
+  locked by the fit that uses it.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-import skdim._checkpoint as ckpt
+import skdim.nn.callbacks as callbacks_module
+import skdim.nn.checkpoint as ckpt
 from skdim import DeepInfoMax
-from skdim._checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from skdim.nn.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from skdim.nn.trainer import DIMTrainer
 
 PARAMS = dict(n_components=4, critic_units=16, batch_size=32, max_epochs=3, device="cpu",
               random_state=0, alpha=0.5)
@@ -35,9 +42,8 @@ def X():
 
 
 def _weights(est):
-    state = {f"objective.{k}": v for k, v in est._objective.state_dict().items()}
-    if est._discriminator is not None:
-        state.update({f"disc.{k}": v for k, v in est._discriminator.state_dict().items()})
+    state = {f"encoder.{k}": v for k, v in est.encoder_.state_dict().items()}
+    state.update({f"critics.{k}": v for k, v in est.critics_.state_dict().items()})
     return state
 
 
@@ -50,25 +56,14 @@ def _assert_identical(a, b):
 
 def _interrupt_at(monkeypatch, epoch: int, step: int):
     """Make Ctrl-C arrive at ``step`` of ``epoch`` (0-based), mid-epoch."""
-    import skdim._estimator as est_module
+    real = DIMTrainer.train_step
 
-    real = est_module.train_epoch
+    def train_step(self, x, generator=None):
+        if self.epoch == epoch and self._epoch_step == step:
+            raise KeyboardInterrupt
+        return real(self, x, generator)
 
-    def train_epoch(*args, epoch=0, **kwargs):
-        if epoch == target_epoch:
-            get_batch = args[5]
-            count = iter(range(10**6))
-
-            def interrupted(idx):
-                if next(count) == step:
-                    raise KeyboardInterrupt
-                return get_batch(idx)
-
-            args = args[:5] + (interrupted,) + args[6:]
-        return real(*args, epoch=epoch, **kwargs)
-
-    target_epoch = epoch
-    monkeypatch.setattr(est_module, "train_epoch", train_epoch)
+    monkeypatch.setattr(DIMTrainer, "train_step", train_step)
 
 
 # ----------------------------------------------------------------- atomic writes
@@ -103,7 +98,7 @@ def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch, failure):
 
         monkeypatch.setattr(ckpt.os, "replace", replace)
 
-    with pytest.raises(CheckpointError, match="previous checkpoint, if any, is unchanged"):
+    with pytest.raises(CheckpointError, match="previous checkpoint, if any, is intact"):
         write_checkpoint(tmp_path, {"format": ckpt.FORMAT_VERSION, "epoch": 2})
     assert (tmp_path / ckpt.CHECKPOINT_NAME).read_bytes() == before
     assert os.listdir(tmp_path) == [ckpt.CHECKPOINT_NAME]  # no temporary file left
@@ -124,6 +119,9 @@ def test_corrupt_or_foreign_checkpoint(tmp_path):
     torch.save({"something": "else"}, tmp_path / ckpt.CHECKPOINT_NAME)
     with pytest.raises(CheckpointError, match="not written by this version"):
         read_checkpoint(tmp_path)
+    write_checkpoint(tmp_path, {"format": ckpt.FORMAT_VERSION - 1})
+    with pytest.raises(CheckpointError, match="not written by this version"):
+        read_checkpoint(tmp_path)
 
 
 # ----------------------------------------------------------------- the estimator
@@ -131,19 +129,17 @@ def test_corrupt_or_foreign_checkpoint(tmp_path):
 
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, X):
     uninterrupted = DeepInfoMax(**PARAMS).fit(X)
-    two_epochs = DeepInfoMax(**dict(PARAMS, max_epochs=2)).fit(X)
 
     _interrupt_at(monkeypatch, epoch=2, step=2)
     first = DeepInfoMax(**PARAMS, checkpoint_dir=tmp_path)
-    with pytest.warns(UserWarning, match=r"interrupted during epoch 3.*n_iter_=2"):
+    with pytest.warns(UserWarning, match=r"interrupted.*left as it was.*completed epochs are in "
+                                         r"checkpoint_dir"):
         with pytest.raises(KeyboardInterrupt):
             first.fit(X)
     monkeypatch.undo()
-    # Ctrl-C left a usable estimator holding exactly epoch 2; the two steps of
-    # epoch 3 that ran were rolled back.
-    assert first.n_iter_ == 2 and len(first.history_) == 2
-    _assert_identical(first, two_epochs)
-    np.testing.assert_array_equal(first.transform(X), two_epochs.transform(X))
+    # The failed fit left the estimator unfitted; the checkpoint holds epoch 2.
+    assert not hasattr(first, "encoder_") and not hasattr(first, "n_iter_")
+    assert read_checkpoint(tmp_path)["trainer"]["epoch"] == 2
 
     resumed = DeepInfoMax(**PARAMS, checkpoint_dir=tmp_path).fit(X)
     assert resumed.n_iter_ == 3
@@ -155,6 +151,18 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, X):
     # And the resumed estimator pickles like any other.
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(resumed)).transform(X),
                                   uninterrupted.transform(X))
+
+
+def test_interrupted_fitted_estimator_keeps_its_model(monkeypatch, X):
+    est = DeepInfoMax(**PARAMS).fit(X)
+    codes = est.transform(X)
+    _interrupt_at(monkeypatch, epoch=0, step=1)
+    with pytest.warns(UserWarning, match="Set checkpoint_dir to keep completed epochs"):
+        with pytest.raises(KeyboardInterrupt):
+            est.fit(X)
+    monkeypatch.undo()
+    assert est.n_iter_ == 3
+    np.testing.assert_array_equal(est.transform(X), codes)
 
 
 def test_resume_rejects_other_parameters_or_data(tmp_path, X):
@@ -174,21 +182,24 @@ def test_resume_rejects_other_parameters_or_data(tmp_path, X):
 
 def test_failed_checkpoint_write_during_fit(tmp_path, monkeypatch, X):
     calls = []
-    real = ckpt.write_checkpoint
+    real = callbacks_module.write_checkpoint
 
     def flaky(directory, state):
-        calls.append(state["n_iter"])
+        calls.append(state["trainer"]["epoch"])
         if len(calls) == 2:
             raise CheckpointError("simulated: disk full")
         return real(directory, state)
 
-    monkeypatch.setattr(ckpt, "write_checkpoint", flaky)
+    monkeypatch.setattr(callbacks_module, "write_checkpoint", flaky)
     est = DeepInfoMax(**PARAMS, checkpoint_dir=tmp_path)
     with pytest.raises(CheckpointError, match="disk full"):
         est.fit(X)
-    # Epoch 2 finished before its checkpoint failed; the file still holds epoch 1.
-    assert est.n_iter_ == 2
-    assert read_checkpoint(tmp_path)["n_iter"] == 1
+    # The fit failed, so the estimator is as before (unfitted); the file
+    # still holds epoch 1, from which a new fit resumes.
+    assert not hasattr(est, "n_iter_")
+    assert read_checkpoint(tmp_path)["trainer"]["epoch"] == 1
+    monkeypatch.undo()
+    assert est.fit(X).n_iter_ == 3
 
 
 def test_partial_fit_resumes_its_random_stream(tmp_path, X):
@@ -202,7 +213,7 @@ def test_partial_fit_resumes_its_random_stream(tmp_path, X):
 
 
 def test_checkpoint_dir_validation(X):
-    with pytest.raises(ValueError, match="checkpoint_dir must be None or a directory path"):
+    with pytest.raises(ValueError, match="'checkpoint_dir' parameter of DeepInfoMax must be"):
         DeepInfoMax(**PARAMS, checkpoint_dir=3).fit(X)
 
 
@@ -268,7 +279,7 @@ def test_damaged_state_raises_checkpoint_error(tmp_path, X, damage):
     else:
         del state["trainer"]["optimizer"]
     write_checkpoint(tmp_path, state)  # a valid digest over damaged content
-    with pytest.raises(CheckpointError, match="delete"):
+    with pytest.raises(CheckpointError, match="(?i)delete"):
         DeepInfoMax(**PARAMS, checkpoint_dir=tmp_path).fit(X)
 
 
@@ -278,7 +289,7 @@ def test_unwritable_checkpoint_dir_fails_before_training(tmp_path, X, monkeypatc
     steps = []
     real = trainer_module.DIMTrainer.train_step
     monkeypatch.setattr(trainer_module.DIMTrainer, "train_step",
-                        lambda self, x: steps.append(1) or real(self, x))
+                        lambda self, x, generator=None: steps.append(1) or real(self, x, generator))
     (tmp_path / "file").write_text("not a directory")
     est = DeepInfoMax(**PARAMS, checkpoint_dir=tmp_path / "file" / "run")
     with pytest.raises(CheckpointError, match="checkpoint_dir"):
@@ -289,19 +300,16 @@ def test_unwritable_checkpoint_dir_fails_before_training(tmp_path, X, monkeypatc
 def test_disk_full_during_fit_says_so_and_keeps_the_previous_checkpoint(tmp_path, X, monkeypatch):
     DeepInfoMax(**dict(PARAMS, max_epochs=1), checkpoint_dir=tmp_path).fit(X)
     before = _checkpoint_file(tmp_path).read_bytes()
-    real_save = torch.save
-
-    def full(obj, f, *args, **kwargs):
-        real_save(obj, f, *args, **kwargs)
+    def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(ckpt.torch, "save", full)
+    monkeypatch.setattr(ckpt.os, "fsync", full)
     est = DeepInfoMax(**dict(PARAMS, max_epochs=2), checkpoint_dir=tmp_path)
     with pytest.raises(CheckpointError, match=r"(?i)no space left on device.*previous checkpoint.*intact"):
         est.fit(X)
     monkeypatch.undo()
     assert _checkpoint_file(tmp_path).read_bytes() == before
-    assert read_checkpoint(tmp_path)["n_iter"] == 1
+    assert read_checkpoint(tmp_path)["trainer"]["epoch"] == 1
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
@@ -314,7 +322,7 @@ def test_a_second_fit_in_the_same_directory_is_locked_out(tmp_path, X):
     ready = tmp_path / "ready"
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import time
-        from skdim._checkpoint import directory_lock
+        from skdim.nn.checkpoint import directory_lock
         with directory_lock({str(tmp_path / 'run')!r}):
             open({str(ready)!r}, "w").close()
             time.sleep(60)

@@ -12,7 +12,7 @@ from skdim.nn.coordinates import (
     relative_offsets,
     sample_sources,
 )
-from skdim._training import build_seeded
+from skdim.nn.seeding import build_seeded
 from skdim.nn.critics import flatten_locations
 
 G = lambda seed=0: torch.Generator().manual_seed(seed)  # noqa: E731

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from skdim._training import build_seeded
+from skdim.nn.seeding import build_seeded
 from skdim.nn.crops import CropEncoder, build_crop_encoder, crop_geometry, extract_crops
 from skdim.nn.encoders import EncoderOutput
 

@@ -1,4 +1,4 @@
-"""Tests for skdim._data: layout resolution, channel statistics, batch conversion.
+"""Tests for skdim._data: layout resolution, float64 statistics, standardisation.
 
 Every branch of :func:`resolve_layout` (and every error it raises) is covered,
 and the NumPy-side helpers are compared with direct NumPy references.
@@ -13,12 +13,18 @@ import torch
 from skdim._data import (
     INPUT_LAYOUTS,
     Layout,
-    batch_to_tensor,
     channel_stats,
+    column_stats,
+    data_fingerprint,
+    flat_image_hint,
     resolve_layout,
     scale_factor,
+    standardize,
     to_channels_first,
 )
+from skdim._data._standardize import Moments, accumulate, finish
+
+batch_to_tensor = standardize
 
 # ----------------------------------------------------------------- resolve_layout
 
@@ -175,10 +181,10 @@ def test_channel_stats_matches_numpy_nhwc_uint8(chunk):
     x = rng.integers(0, 256, size=(10, 5, 6, 3), dtype=np.uint8)
     mean, std = channel_stats(x, resolve_layout(x.shape[1:]), chunk=chunk)
     ref_mean, ref_std = _reference_stats(np.moveaxis(x.astype(np.float64) / 255, -1, 1))
-    assert mean.dtype == std.dtype == np.float32
-    # float32 output of a float64 accumulation: 1e-6 relative is float32 rounding.
-    np.testing.assert_allclose(mean, ref_mean, rtol=1e-6)
-    np.testing.assert_allclose(std, ref_std, rtol=1e-5)
+    assert mean.dtype == std.dtype == np.float64
+    # Float64 accumulation merged over chunks: agreement to rounding.
+    np.testing.assert_allclose(mean, ref_mean, rtol=1e-12)
+    np.testing.assert_allclose(std, ref_std, rtol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -198,8 +204,8 @@ def test_channel_stats_matches_numpy_layouts(shape, layout, image_shape):
     mean, std = channel_stats(x, lay, chunk=4)
     ref_mean, ref_std = _reference_stats(to_channels_first(x, lay))
     assert mean.shape == std.shape == (lay.in_channels,)
-    np.testing.assert_allclose(mean, ref_mean, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(std, ref_std, rtol=1e-5)
+    np.testing.assert_allclose(mean, ref_mean, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(std, ref_std, rtol=1e-12)
 
 
 def test_channel_stats_constant_channel_gets_unit_std():
@@ -209,7 +215,65 @@ def test_channel_stats_constant_channel_gets_unit_std():
     mean, std = channel_stats(x, resolve_layout(x.shape[1:]))
     np.testing.assert_allclose(mean, [7.0, 0.0, 7.5])
     assert std[0] == 1.0 and std[1] == 1.0
-    np.testing.assert_allclose(std[2], np.arange(16).std(), rtol=1e-6)
+    np.testing.assert_allclose(std[2], np.arange(16).std(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("scale, offset", [(1.0, 1e9), (1e-9, 0.0), (1e9, 0.0), (1e300, 0.0),
+                                           (1e-200, 0.0), (1e-13, 5.0), (-3e5, 1e6)])
+def test_channel_stats_are_affine_equivariant(scale, offset):
+    """Float64 two-level accumulation: a large offset does not cancel the
+    variance, squares that overflow (1e300) or underflow (1e-200) are
+    measured again rescaled, and a spread of 1e-13 is not "constant"."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(50, 6, 5, 3)) * [1.0, 2.0, 0.5]
+    lay = resolve_layout(x.shape[1:])
+    mean, std = channel_stats(x, lay, chunk=7)
+    m2, s2 = channel_stats(x * scale + offset, lay, chunk=7)
+    assert np.isfinite(m2).all() and np.isfinite(s2).all()
+    # The data themselves hold offset + scale * x only to float64 precision.
+    data_rtol = 1e-6 + 8 * np.finfo(float).eps * abs(offset / scale)
+    np.testing.assert_allclose(s2, std * abs(scale), rtol=data_rtol)
+    np.testing.assert_allclose((m2 - offset) / scale, mean, atol=data_rtol)
+    # Standardised values agree to float32 rounding (and the data's precision).
+    a = standardize(x, lay, mean, std).numpy() * np.sign(scale)
+    b = standardize(x * scale + offset, lay, m2, s2).numpy()
+    np.testing.assert_allclose(a, b, atol=4e-6 + 10 * data_rtol)
+
+
+def test_moments_pool_exactly_over_shares():
+    rng = np.random.default_rng(8)
+    blocks = [rng.normal(loc=1e6, size=(n, 3)) for n in (5, 1, 12, 0, 7)]
+    whole = finish(accumulate(blocks, 3), blocks)
+    pooled = Moments.pooled(np.stack([accumulate([b], 3).as_array() for b in blocks]))
+    np.testing.assert_allclose(np.stack(finish(pooled, blocks)), np.stack(whole), rtol=1e-12)
+    ref = np.concatenate(blocks)
+    np.testing.assert_allclose(whole[1], ref.std(axis=0), rtol=1e-9)
+
+
+def test_column_stats_constant_only_when_all_values_are_equal():
+    a = np.array([[1.0, 5.0, 1e9], [1.0, 5.0 + 1e-12, 1e9 + 1e-6], [1.0, 5.0, 1e9]])
+    mean, std = column_stats(a)
+    assert std[0] == 1.0  # constant
+    assert 0 < std[1] < 1e-11 and 0 < std[2] < 1e-5
+
+
+def test_data_fingerprint_hashes_every_value(tmp_path):
+    rng = np.random.default_rng(9)
+    x = rng.integers(0, 256, size=(64, 4, 4, 3), dtype=np.uint8)
+    base = data_fingerprint(x)
+    for row in (0, 31, 63):
+        y = x.copy()
+        y[row, 2, 1, 0] ^= 1
+        assert data_fingerprint(y)["sha256"] != base["sha256"], row
+    np.save(tmp_path / "x.npy", x)
+    assert data_fingerprint(np.load(tmp_path / "x.npy", mmap_mode="r")) == base
+    assert data_fingerprint(np.asfortranarray(x)) == base  # layout in memory does not matter
+
+
+@pytest.mark.parametrize("n, expected", [(3072, "3072 = 32 x 32 x 3"), (64, "64 = 8 x 8"),
+                                         (784, "784 = 28 x 28"), (50, None), (16, None), (12, None)])
+def test_flat_image_hint(n, expected):
+    assert flat_image_hint(n) == expected
 
 
 def test_channel_stats_reads_memmap_without_copy(tmp_path):
@@ -220,8 +284,11 @@ def test_channel_stats_reads_memmap_without_copy(tmp_path):
     mm = np.load(path, mmap_mode="r")
     lay = resolve_layout(mm.shape[1:])
     np.testing.assert_array_equal(
-        np.stack(channel_stats(mm, lay, chunk=7)), np.stack(channel_stats(x, lay))
+        np.stack(channel_stats(mm, lay, chunk=7)), np.stack(channel_stats(x, lay, chunk=7))
     )
+    # Other block sizes merge in another order: equal to float64 rounding.
+    np.testing.assert_allclose(np.stack(channel_stats(mm, lay, chunk=7)),
+                               np.stack(channel_stats(x, lay)), rtol=1e-14)
 
 
 # ----------------------------------------------------------------- batch_to_tensor

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import sys
 from pathlib import Path
@@ -11,19 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skdim import datasets
-from skdim.datasets import default_cifar10_npz_path, load_cifar10, load_cifar10_jpeg_npz
+from skdim.datasets import load_cifar10, load_cifar10_jpeg_npz
+
+from conftest import cifar10_path
 
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                "ship", "truck"]
 
 
 def _real_npz() -> Path | None:
-    env = os.environ.get("SKDIM_CIFAR10_NPZ")
-    candidates = ([Path(env)] if env else []) + [
-        Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10_jpeg_bytes.npz"
-    ]
-    return next((p for p in candidates if p.is_file()), None)
+    return cifar10_path()
 
 
 # --------------------------------------------------------------------------
@@ -195,47 +191,21 @@ def test_load_cifar10_jpeg_npz_real_file():
 
 
 # --------------------------------------------------------------------------
-# default_cifar10_npz_path
+# make_waveforms
 # --------------------------------------------------------------------------
 
 
-def test_default_path_prefers_env_var(tmp_path, monkeypatch):
-    target = tmp_path / "mine.npz"
-    target.write_bytes(b"")
-    monkeypatch.setenv("SKDIM_CIFAR10_NPZ", str(target))
-    assert default_cifar10_npz_path() == target
+def test_make_waveforms_is_seeded_balanced_and_separable_by_shape():
+    from skdim.datasets import make_waveforms
 
-
-def test_default_path_searches_relative_to_cwd_then_repo(tmp_path, monkeypatch):
-    monkeypatch.delenv("SKDIM_CIFAR10_NPZ", raising=False)
-    repo = tmp_path / "checkout" / "repo"
-    monkeypatch.setattr(datasets, "_PACKAGE_DIR", repo / "skdim")
-    workdir = tmp_path / "elsewhere" / "work"
-    workdir.mkdir(parents=True)
-    monkeypatch.chdir(workdir)
-    assert default_cifar10_npz_path() is None
-
-    beside_repo = tmp_path / "checkout" / "shared" / "data" / "cifar10_jpeg_bytes.npz"
-    beside_repo.parent.mkdir(parents=True)
-    beside_repo.write_bytes(b"")
-    assert default_cifar10_npz_path() == beside_repo.resolve()
-
-    beside_cwd = tmp_path / "elsewhere" / "shared" / "data" / "cifar10_jpeg_bytes.npz"
-    beside_cwd.parent.mkdir(parents=True)
-    beside_cwd.write_bytes(b"")
-    assert default_cifar10_npz_path() == beside_cwd.resolve()  # cwd wins over repo
-
-
-def test_default_path_warns_on_dangling_env_var(tmp_path, monkeypatch):
-    monkeypatch.setenv("SKDIM_CIFAR10_NPZ", str(tmp_path / "nope.npz"))
-    monkeypatch.setattr(datasets, "_PACKAGE_DIR", tmp_path / "repo" / "skdim")
-    monkeypatch.chdir(tmp_path)
-    with pytest.warns(UserWarning, match="SKDIM_CIFAR10_NPZ"):
-        assert default_cifar10_npz_path() is None
-
-
-def test_default_path_finds_the_project_file_when_present():
-    real = _real_npz()
-    if real is None or os.environ.get("SKDIM_CIFAR10_NPZ"):
-        pytest.skip("project CIFAR-10 npz not beside the repository")
-    assert default_cifar10_npz_path().resolve() == real.resolve()
+    state = np.random.get_state()
+    X, y = make_waveforms(600, length=64, random_state=3)
+    assert X.shape == (600, 64) and X.dtype == np.float32 and y.dtype == np.int64
+    assert np.array_equal(X, make_waveforms(600, length=64, random_state=3)[0])
+    assert not np.array_equal(X, make_waveforms(600, length=64, random_state=4)[0])
+    assert np.random.get_state()[1].tolist() == state[1].tolist()  # global RNG untouched
+    assert set(np.bincount(y)) and min(np.bincount(y)) > 150
+    # Square waves are mostly at +-amplitude; sines and sawtooths are not.
+    clean, labels = make_waveforms(300, length=64, noise=0.0, random_state=0)
+    flatness = (np.abs(clean) / np.abs(clean).max(axis=1, keepdims=True) > 0.99).mean(axis=1)
+    assert flatness[labels == 1].min() > 0.9 and flatness[labels != 1].max() < 0.5

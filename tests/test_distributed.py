@@ -1,4 +1,4 @@
-"""Tests for skdim._distributed: data-parallel training with torch.distributed.
+"""Tests for skdim.nn.distributed: data-parallel training with torch.distributed.
 
 Single-process tests check the pieces (offset positives, critics scoring
 gathered items, sharding, thread limits). Multi-process tests start 2 CPU
@@ -35,14 +35,15 @@ from sklearn.pipeline import Pipeline
 from torch import nn
 
 from skdim import DeepInfoMax
-from skdim._distributed import (
+from skdim.nn.distributed import (
     DistributedError,
     SyncBatchNorm,
     all_gather_with_grad,
     convert_sync_batchnorm,
     shard_positions,
-    torch_thread_limit,
 )
+from skdim.nn.runtime import training_settings
+from skdim.nn.trainer import DIMTrainer
 from skdim.nn.bounds import split_pair_scores
 from skdim.nn.critics import ConcatLocalCritic, DotLocalCritic, GlobalCritic
 from skdim.nn.encoders import build_encoder
@@ -74,15 +75,22 @@ def _sgd(objective, discriminator, learning_rate):
 
 
 def _fit(params, X, optimizer="adam"):
-    import skdim._estimator as est_module
+    import skdim.nn.trainer as trainer_module
 
-    real = est_module.make_optimizers
+    real = trainer_module.make_optimizers
     if optimizer == "sgd":
-        est_module.make_optimizers = _sgd
+        trainer_module.make_optimizers = _sgd
     try:
         return DeepInfoMax(**params).fit(X)
     finally:
-        est_module.make_optimizers = real
+        trainer_module.make_optimizers = real
+
+
+def _weights(est) -> dict:
+    """Every trained weight: the encoder and the critics (prior discriminator included)."""
+    weights = {f"encoder.{k}": v for k, v in est.encoder_.state_dict().items()}
+    weights.update({f"critics.{k}": v for k, v in est.critics_.state_dict().items()})
+    return weights
 
 
 def _full(seed: int, *shape) -> torch.Tensor:
@@ -121,17 +129,17 @@ def _task_primitives(rank: int, out: Path) -> dict:
     X = _data()
     for name, params in CONFIGS.items():
         est = _fit(params, X)
-        result[name] = {"history": est.history_, "weights": est._objective.state_dict()}
+        result[name] = {"history": est.history_, "weights": _weights(est)}
         # One SGD step on one global batch: the update is -lr * gradient.
         est = _fit(dict(params, max_epochs=1), X[:32], "sgd")
-        result[name, "one_step"] = est._objective.state_dict()
+        result[name, "one_step"] = _weights(est)
     est = DeepInfoMax(**WITH_PRIOR).fit(X)
-    result["prior_weights"] = {**est._objective.state_dict(), **est._discriminator.state_dict()}
+    result["prior_weights"] = _weights(est)
     if rank == 0:
         (out / "estimator.pkl").write_bytes(pickle.dumps(est))
     # Control: the same run without gathering the critics' items (each process
     # scores its 16 codes against its own 16 images only).
-    import skdim._distributed as d
+    import skdim.nn.distributed as d
 
     real = d.all_gather_with_grad
     d.all_gather_with_grad = lambda x: real(x) if x.dim() == 2 and x.shape[0] == 1 else (x, 0)
@@ -144,9 +152,7 @@ def _task_primitives(rank: int, out: Path) -> dict:
 
 
 def _task_death(rank: int, out: Path, hang: bool = False) -> dict:
-    import skdim._training as training
-
-    real = training.train_step
+    real = DIMTrainer.train_step
     calls = iter(range(10**6))
 
     def train_step(*args, **kwargs):
@@ -157,7 +163,7 @@ def _task_death(rank: int, out: Path, hang: bool = False) -> dict:
             os._exit(3)  # no clean-up, like a killed process
         return real(*args, **kwargs)
 
-    training.train_step = train_step
+    DIMTrainer.train_step = train_step
     try:
         DeepInfoMax(**dict(BASE, max_epochs=20)).fit(_data())
     except DistributedError as exc:
@@ -307,32 +313,32 @@ def test_convert_sync_batchnorm_shares_state_and_reverts():
     assert model[1] is originals[0] and model[2][0] is originals[1]
 
 
-def test_torch_thread_limit_caps_and_restores(monkeypatch):
+def test_training_settings_cap_threads_and_restore(monkeypatch):
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
-        with torch_thread_limit():
+        with training_settings():
             assert torch.get_num_threads() == 1
+            with training_settings():  # nested (another fit in another thread)
+                assert torch.get_num_threads() == 1
+            assert torch.get_num_threads() == 1  # the inner exit does not restore early
         assert torch.get_num_threads() == 2
         monkeypatch.setenv("OMP_NUM_THREADS", "8")  # never raises the count
-        with torch_thread_limit():
+        with training_settings():
             assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 
 
-def test_batch_size_must_split_over_processes():
-    from skdim._io import BatchFeeder
-    import skdim._io as io
+def test_batch_size_must_split_over_processes(monkeypatch):
+    import skdim._data._batches as batches
+    from skdim._data import ArrayBatches, resolve_layout
 
-    feeder_world = io.world
-    io.world = lambda: (0, 3)
-    try:
-        with pytest.raises(ValueError, match="batch_size=32 is the global batch.*multiple"):
-            BatchFeeder(np.zeros((4, 2)), None, None, None, "cpu", batch_size=32)
-    finally:
-        io.world = feeder_world
+    monkeypatch.setattr(batches, "world", lambda: (0, 3))
+    with pytest.raises(ValueError, match="batch_size=32 is the global batch.*multiple"):
+        ArrayBatches(np.zeros((4, 2)), resolve_layout((2,)), np.zeros(1), np.ones(1), batch_size=32,
+                     generator=torch.Generator())
 
 
 # ------------------------------------------------------------- two processes
@@ -379,8 +385,8 @@ def test_one_step_on_two_processes_equals_one_process(two_processes, name):
     scale or a missing term would be 100%."""
     results, _ = two_processes
     X = _data()[:32]
-    init = DeepInfoMax(**dict(CONFIGS[name], max_epochs=0)).fit(X)._objective.state_dict()
-    single = _fit(dict(CONFIGS[name], max_epochs=1), X, "sgd")._objective.state_dict()
+    init = _weights(DeepInfoMax(**dict(CONFIGS[name], max_epochs=0)).fit(X))
+    single = _weights(_fit(dict(CONFIGS[name], max_epochs=1), X, "sgd"))
     for r in range(WORLD):
         ddp = results[r][name, "one_step"]
         for key, value in single.items():
@@ -465,7 +471,11 @@ def test_dead_process_fails_the_others_in_bounded_time(tmp_path, how):
 
 # ------------------------------------------------------- parallel model selection
 class _ThreadProbe(nn.Module):
-    """An encoder that records torch's thread count at every training step."""
+    """An encoder that records torch's thread count at every training step.
+
+    The record is part of the module's state (extra state), so it survives
+    the pickling of the estimator out of a joblib worker.
+    """
 
     def __init__(self, inner: nn.Module) -> None:
         super().__init__()
@@ -475,6 +485,12 @@ class _ThreadProbe(nn.Module):
     def forward(self, x):
         self.threads.add(torch.get_num_threads())
         return self.inner(x)
+
+    def get_extra_state(self):
+        return sorted(self.threads)
+
+    def set_extra_state(self, state):
+        self.threads = set(state)
 
 
 def _probe_encoder(in_channels, input_shape, n_components):

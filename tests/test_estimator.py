@@ -29,9 +29,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-import skdim._training as training
 from skdim import DeepInfoMax
-from skdim._training import DivergenceError
+from skdim.nn import objective as objective_module
+from skdim.nn.trainer import DivergenceError
 
 SMALL = dict(n_components=4, max_epochs=1, batch_size=32, critic_units=8, random_state=0)
 
@@ -41,9 +41,9 @@ def small(**params) -> DeepInfoMax:
 
 
 @pytest.fixture(scope="module")
-def digits():
+def digits(digits_images):
     """96 digit images (8x8, values 0..16) as float64 (n, 8, 8)."""
-    return load_digits().images[:96]
+    return digits_images[:96]
 
 
 @pytest.fixture(scope="module")
@@ -193,45 +193,47 @@ def test_numeric_dtypes_are_accepted(digits):
 @pytest.mark.parametrize(
     "param, value, error, match",
     [
-        ("n_components", 0, ValueError, r"n_components must be an integer >= 1; got 0"),
-        ("n_components", 2.5, ValueError, r"n_components must be an integer"),
-        ("n_components", True, ValueError, r"n_components must be an integer"),
-        ("alpha", -0.5, ValueError, r"alpha must be a finite number >= 0"),
-        ("beta", np.nan, ValueError, r"beta must be a finite number >= 0"),
-        ("gamma", np.inf, ValueError, r"gamma must be a finite number >= 0"),
-        ("gamma", "0.1", ValueError, r"gamma must be a finite number >= 0"),
-        ("mi_estimator", "mine", ValueError, r"mi_estimator must be one of \('jsd', 'infonce', 'dv'\)"),
-        ("local_critic", "bilinear", ValueError, r"local_critic must be one of \('dot', 'concat'\)"),
-        ("critic_units", 0, ValueError, r"critic_units must be an integer >= 1"),
-        ("prior", "laplace", ValueError, r"prior must be one of \('uniform', 'gaussian', 'unit_ball', 'unit_sphere'\)"),
-        ("encoder", "resnet", ValueError, r"encoder must be one of"),
-        ("encoder", 3, ValueError, r"encoder must be one of"),
-        ("local_layer", 1.5, ValueError, r"local_layer must be an integer or None"),
+        ("n_components", 0, ValueError, r"The 'n_components' parameter of DeepInfoMax must be an int in the range \[1, inf\)\. Got 0 instead"),
+        ("n_components", 2.5, ValueError, r"The 'n_components' parameter of DeepInfoMax must be"),
+        ("n_components", True, ValueError, r"The 'n_components' parameter of DeepInfoMax must be"),
+        ("alpha", -0.5, ValueError, r"The 'alpha' parameter of DeepInfoMax must be a float in the range \[0\.0, inf\)\. Got -0\.5 instead"),
+        ("beta", np.nan, ValueError, r"The 'beta' parameter of DeepInfoMax must be"),
+        ("gamma", np.inf, ValueError, r"The 'gamma' parameter of DeepInfoMax must be"),
+        ("gamma", "0.1", ValueError, r"The 'gamma' parameter of DeepInfoMax must be"),
+        ("mi_estimator", "mine", ValueError, r"The 'mi_estimator' parameter of DeepInfoMax must be a str among .*'infonce'.*Got 'mine' instead"),
+        ("local_critic", "bilinear", ValueError, r"The 'local_critic' parameter of DeepInfoMax must be"),
+        ("critic_units", 0, ValueError, r"The 'critic_units' parameter of DeepInfoMax must be"),
+        ("prior", "laplace", ValueError, r"The 'prior' parameter of DeepInfoMax must be"),
+        ("encoder", "resnet", ValueError, r"The 'encoder' parameter of DeepInfoMax must be"),
+        ("encoder", 3, ValueError, r"The 'encoder' parameter of DeepInfoMax must be"),
+        ("local_layer", 1.5, ValueError, r"The 'local_layer' parameter of DeepInfoMax must be"),
         ("local_layer", 7, ValueError, r"local_layer=7 is out of range.*3 convolutional blocks"),
         ("image_shape", (9, 9), ValueError, r"image_shape is only used for flat 2-D X"),
-        ("input_layout", "NWHC", ValueError, r"input_layout must be one of"),
-        ("n_negatives", 0, ValueError, r"n_negatives must be an integer >= 1"),
-        ("batch_size", 1, ValueError, r"batch_size must be an integer >= 2"),
-        ("max_epochs", -1, ValueError, r"max_epochs must be an integer >= 0"),
-        ("max_epochs", 1.5, ValueError, r"max_epochs must be an integer >= 0"),
-        ("learning_rate", 0.0, ValueError, r"learning_rate must be a finite number > 0"),
-        ("learning_rate", np.inf, ValueError, r"learning_rate must be a finite number > 0"),
-        ("learning_rate", "fast", ValueError, r"learning_rate must be a finite number > 0"),
+        ("input_layout", "NWHC", ValueError, r"The 'input_layout' parameter of DeepInfoMax must be"),
+        ("n_negatives", 0, ValueError, r"The 'n_negatives' parameter of DeepInfoMax must be"),
+        ("batch_size", 1, ValueError, r"The 'batch_size' parameter of DeepInfoMax must be an int in the range \[2, inf\)\. Got 1 instead"),
+        ("max_epochs", -1, ValueError, r"The 'max_epochs' parameter of DeepInfoMax must be"),
+        ("max_epochs", 1.5, ValueError, r"The 'max_epochs' parameter of DeepInfoMax must be"),
+        ("learning_rate", 0.0, ValueError, r"The 'learning_rate' parameter of DeepInfoMax must be a float in the range \(0\.0, inf\)\. Got 0\.0 instead"),
+        ("learning_rate", np.inf, ValueError, r"The 'learning_rate' parameter of DeepInfoMax must be"),
+        ("learning_rate", "fast", ValueError, r"The 'learning_rate' parameter of DeepInfoMax must be"),
         ("device", "tpu", ValueError, r"device='tpu' is not a valid device; use 'auto', 'cpu', 'cuda'"),
-        ("device", 0, TypeError, r"device must be a string"),
-        ("precision", "float16", ValueError, r"precision must be one of \('float32', 'bfloat16', 'tf32'\)"),
-        ("random_state", "seed", ValueError, r"cannot be used to seed"),
-        ("verbose", -1, ValueError, r"verbose must be an integer >= 0"),
-        ("verbose", "yes", ValueError, r"verbose must be an integer >= 0"),
-        ("warm_start", "no", ValueError, r"warm_start must be True or False"),
-        ("compile", "yes", ValueError, r"compile must be True or False"),
-        ("output_layer", "logits", ValueError, r"output_layer must be one of \('y', 'fc', 'conv'\)"),
+        ("device", 0, ValueError, r"The 'device' parameter of DeepInfoMax must be"),
+        ("precision", "float16", ValueError, r"The 'precision' parameter of DeepInfoMax must be"),
+        ("random_state", "seed", ValueError, r"The 'random_state' parameter of DeepInfoMax must be"),
+        ("verbose", -1, ValueError, r"The 'verbose' parameter of DeepInfoMax must be"),
+        ("verbose", "yes", ValueError, r"The 'verbose' parameter of DeepInfoMax must be"),
+        ("warm_start", "no", ValueError, r"The 'warm_start' parameter of DeepInfoMax must be"),
+        ("compile", "yes", ValueError, r"The 'compile' parameter of DeepInfoMax must be"),
+        ("output_layer", "logits", ValueError, r"The 'output_layer' parameter of DeepInfoMax must be"),
     ],
 )
 def test_invalid_parameters(digits, param, value, error, match):
     est = small(**{param: value})
-    with pytest.raises(error, match=match):
+    with pytest.raises(error, match=match) as info:
         est.fit(digits)
+    if match.startswith("The '"):  # scikit-learn's wording: what is accepted, and what was given
+        assert "Got " in str(info.value) and "instead" in str(info.value)
     # A failed fit leaves the estimator unfitted (no half-built state).
     with pytest.raises(NotFittedError):
         check_is_fitted(est)
@@ -248,7 +250,7 @@ def test_all_weights_zero_is_rejected(digits):
         ((8, 8), 63, r"image_shape=\(8, 8\) holds 64 values per image but X has 63 features"),
         ((2, 2, 2, 8), 64, r"image_shape must be \(H, W\), \(H, W, C\) or \(C, H, W\)"),
         ((0, 64), 64, r"positive entries"),
-        ("8x8", 64, r"image_shape must be a tuple of integers"),
+        ("8x8", 64, r"The 'image_shape' parameter of DeepInfoMax must be an array-like"),
         ((8.0, 8.0), 64, r"image_shape must be a tuple of integers"),
         ((3, 5, 3), 45, r"input_layout='NHWC'"),
     ],
@@ -407,12 +409,14 @@ def test_transform_rows_are_independent_and_batched(digits, fitted):
 
 
 def test_transform_does_not_change_the_estimator(digits, fitted):
-    before = pickle.dumps(fitted)
+    before, attributes = _snapshot(fitted), dict(vars(fitted))
     modes = [m.training for m in fitted.encoder_.modules()]
     fitted.transform(digits)
     fitted.extract_features(digits, "conv")
     assert [m.training for m in fitted.encoder_.modules()] == modes
-    assert pickle.dumps(fitted) == before
+    assert _snapshot(fitted) == before
+    assert vars(fitted).keys() == attributes.keys()
+    assert all(vars(fitted)[k] is v for k, v in attributes.items())
 
 
 def test_fit_transform_equals_fit_then_transform(digits):
@@ -464,8 +468,9 @@ def test_history_dim_l_with_prior(digits):
     assert est.n_iter_ == 3 and len(est.history_) == 3
     assert [h["epoch"] for h in est.history_] == [1, 2, 3]
     for h in est.history_:
-        assert set(h) == {"epoch", "local_mi", "prior", "discriminator", "loss"}
-        assert all(np.isfinite(v) for v in h.values())
+        assert set(h) == {"epoch", "local_mi", "prior", "discriminator", "loss", "precision"}
+        assert h["precision"] == "float32"
+        assert all(np.isfinite(v) for k, v in h.items() if k != "precision")
         # Paper eq. 8: the encoder minimises -beta * I_local + gamma * prior.
         assert h["loss"] == pytest.approx(-h["local_mi"] + 0.3 * h["prior"], rel=1e-5, abs=1e-6)
         # The JSD estimate E_pos[-softplus(-u)] - E_neg[softplus(u)] is <= 0.
@@ -477,7 +482,7 @@ def test_history_dim_l_with_prior(digits):
 def test_history_dim_g(digits):
     est = small(alpha=1.0, beta=0.0, gamma=1.0, max_epochs=2).fit(digits)
     for h in est.history_:
-        assert set(h) == {"epoch", "global_mi", "prior", "discriminator", "loss"}
+        assert set(h) == {"epoch", "global_mi", "prior", "discriminator", "loss", "precision"}
         assert h["loss"] == pytest.approx(-h["global_mi"] + h["prior"], rel=1e-5, abs=1e-6)
     assert set(est.critics_) == {"global", "prior"}
 
@@ -485,7 +490,7 @@ def test_history_dim_g(digits):
 def test_history_dim_lg_without_prior(digits):
     est = small(alpha=0.5, beta=0.1, gamma=0.0, mi_estimator="infonce").fit(digits)
     (h,) = est.history_
-    assert set(h) == {"epoch", "local_mi", "global_mi", "loss"}
+    assert set(h) == {"epoch", "local_mi", "global_mi", "loss", "precision"}
     assert h["loss"] == pytest.approx(-0.1 * h["local_mi"] - 0.5 * h["global_mi"], rel=1e-5, abs=1e-6)
     assert set(est.critics_) == {"local", "global"}
 
@@ -538,9 +543,31 @@ def test_partial_fit_trains_one_epoch_per_call(digits):
 def test_verbose_reports_progress(digits, capsys):
     small(max_epochs=2, verbose=1).fit(digits)
     err = capsys.readouterr().err
-    assert "DeepInfoMax" in err and "loss" in err
+    assert "DeepInfoMax epoch 1/2" in err and "loss" in err and "img/s" in err
     small(max_epochs=1, verbose=0).fit(digits)
     assert capsys.readouterr().err == ""
+
+
+def test_verbose_1_moves_with_every_batch(digits, monkeypatch, capsys):
+    """Without tqdm the bar prints a line per refresh; with a zero interval
+    that is every batch (96 rows in batches of 32: 3 per epoch)."""
+    import skdim.nn.callbacks as callbacks
+
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # as if tqdm were not installed
+    real = callbacks.ProgressBar.__init__
+    monkeypatch.setattr(callbacks.ProgressBar, "__init__",
+                        lambda self, interval=2.0, **kw: real(self, interval=0.0, **kw))
+    small(max_epochs=2, verbose=1).fit(digits)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if " batch " in ln]
+    assert len(lines) == 6 and lines[0].startswith("DeepInfoMax epoch 1/2 batch 1/3")
+    assert "img/s" in lines[-1]
+
+
+def test_verbose_2_logs_one_line_per_epoch(digits, capsys):
+    small(max_epochs=3, verbose=2).fit(digits)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [ln.split()[2] for ln in lines] == ["1/3", "2/3", "3/3"]
+    assert all("local_mi" in ln and "img/s" in ln for ln in lines)
 
 
 def test_bfloat16_precision(digits):
@@ -553,10 +580,9 @@ def test_bfloat16_precision(digits):
 # =========================================================== divergence
 
 
-def test_nan_bound_raises_divergence_error_and_keeps_last_good_epoch(digits, monkeypatch):
-    reference = small(max_epochs=1).fit(digits)
+def test_nan_bound_raises_divergence_error_naming_epoch_step_and_term(digits, monkeypatch):
     calls = {"n": 0}
-    real_bound = training.mi_lower_bound
+    real_bound = objective_module.mi_lower_bound
     n_batches = 3  # 96 samples in batches of 32
 
     def nan_in_epoch_two(pos, neg, estimator):
@@ -564,27 +590,21 @@ def test_nan_bound_raises_divergence_error_and_keeps_last_good_epoch(digits, mon
         value = real_bound(pos, neg, estimator)
         return value * float("nan") if calls["n"] > n_batches else value
 
-    monkeypatch.setattr(training, "mi_lower_bound", nan_in_epoch_two)
+    monkeypatch.setattr(objective_module, "mi_lower_bound", nan_in_epoch_two)
     est = small(max_epochs=3)
     with pytest.raises(DivergenceError, match=r"epoch 2, step 1.*local_mi") as info:
         est.fit(digits)
     assert isinstance(info.value, FloatingPointError)
-    monkeypatch.undo()
-    # The estimator is fitted with the weights of the last completed epoch.
-    assert est.n_iter_ == 1 and len(est.history_) == 1
-    assert all(torch.isfinite(t).all() for t in _tensors(est.encoder_) if t.is_floating_point())
-    np.testing.assert_array_equal(est.transform(digits), reference.transform(digits))
+    # A fit that raises leaves the estimator as it was: unfitted.
+    with pytest.raises(NotFittedError):
+        est.transform(digits)
 
 
 def test_huge_learning_rate_diverges_cleanly(digits):
     est = small(learning_rate=1e30, max_epochs=3)
     with pytest.raises(DivergenceError, match=r"Training diverged at epoch 1.*non-finite"):
         est.fit(digits)
-    for module in (est.encoder_, *est.critics_.values()):
-        assert all(torch.isfinite(t).all() for t in _tensors(module) if t.is_floating_point())
-    # Rolled back to the initialisation: the same codes as an untrained model.
-    assert est.n_iter_ == 0
-    np.testing.assert_array_equal(est.transform(digits), small(max_epochs=0).fit(digits).transform(digits))
+    assert not hasattr(est, "encoder_") and not hasattr(est, "n_iter_")
 
 
 # =========================================================== pickling and devices
@@ -662,15 +682,10 @@ def test_digits_pipeline_reaches_95_percent():
 
 
 def _cifar(n_train: int, n_test: int):
-    try:
-        from skdim.datasets import default_cifar10_npz_path, load_cifar10_jpeg_npz
-    except ImportError:  # pragma: no cover - the datasets module is optional here
-        pytest.skip("skdim.datasets is not available")
+    from conftest import load_cifar10
+
     pytest.importorskip("PIL", reason="decoding the CIFAR-10 JPEG file needs Pillow")
-    path = default_cifar10_npz_path()
-    if path is None:
-        pytest.skip("CIFAR-10 file cifar10_jpeg_bytes.npz not found (set SKDIM_CIFAR10_NPZ)")
-    return load_cifar10_jpeg_npz(path, n_train=n_train, n_test=n_test)
+    return load_cifar10(n_train, n_test)
 
 
 @pytest.fixture(scope="module")
@@ -974,3 +989,70 @@ def test_flattened_images_without_image_shape_warn_once():
         small(input_layout="NL").fit(X)  # said explicitly: no warning
         small(image_shape=(16, 16, 3)).fit(X)
         small().fit(np.random.default_rng(0).normal(size=(40, 50)))  # 50 is no image
+
+
+# =========================================================== precision="auto"
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bfloat16"), (False, "float32")])
+def test_auto_precision_resolves_by_hardware(digits, monkeypatch, native, expected):
+    import skdim.nn.runtime as runtime
+
+    monkeypatch.setattr(runtime, "native_bfloat16", lambda device: native)
+    est = small(precision="auto").fit(digits)
+    assert est.precision_ == expected
+    assert all(h["precision"] == expected for h in est.history_)
+    assert est.transform(digits).dtype == np.float32
+
+
+# =========================================================== serving copy and time limit
+
+
+def test_serving_copy_transforms_identically_and_pickles_small(digits):
+    est = small(max_epochs=2, n_components=8, critic_units=64).fit(digits)
+    lean = est.serving_copy()
+    np.testing.assert_array_equal(lean.transform(digits), est.transform(digits))
+    np.testing.assert_array_equal(lean.extract_features(digits, "fc"), est.extract_features(digits, "fc"))
+    blob, full = pickle.dumps(lean), pickle.dumps(est)
+    assert len(blob) < 0.6 * len(full)
+    back = pickle.loads(blob)
+    np.testing.assert_array_equal(back.transform(digits), est.transform(digits))
+    assert back.history_ == est.history_ and len(back.critics_) == 0
+    with pytest.raises(ValueError, match="serving copy without training state"):
+        back.partial_fit(digits)
+    # The original keeps training as before.
+    est.partial_fit(digits)
+    assert est.n_iter_ == 3 and lean.n_iter_ == 2
+
+
+def test_max_time_stops_mid_epoch_with_a_usable_model(digits, monkeypatch):
+    import skdim._estimator as estimator_module
+    from skdim.nn.callbacks import TimeLimit
+
+    ticks = iter(range(10**6))  # a clock that advances one second per reading
+    monkeypatch.setattr(estimator_module, "TimeLimit",
+                        lambda seconds: TimeLimit(seconds, clock=lambda: float(next(ticks))))
+    est = small(max_epochs=50, max_time=4.5).fit(digits)
+    assert est.n_iter_ < 50 and est.history_[-1].get("stopped") is True
+    assert np.isfinite(est.transform(digits)).all()
+
+
+def test_user_callbacks_see_every_batch_and_can_stop(digits):
+    from sklearn.base import clone
+
+    from skdim.nn.callbacks import Callback
+
+    class StopAfter(Callback):
+        def __init__(self, n):
+            self.n, self.seen = n, 0
+
+        def on_batch_end(self, trainer, logs):
+            self.seen += logs["batch_size"]
+            trainer.stop_training = self.seen >= self.n
+
+    stop = StopAfter(160)
+    est = small(max_epochs=10, callbacks=[stop]).fit(digits)  # 96 rows per epoch
+    assert stop.seen == 160 and est.n_iter_ == 2 and est.history_[-1]["stopped"]
+    assert np.isfinite(est.transform(digits)).all()
+    cloned = clone(est)
+    assert cloned.callbacks[0] is not stop and cloned.callbacks[0].n == 160

@@ -1,7 +1,7 @@
 """Tests for skdim.evaluation (paper section 4.1 evaluation toolkit).
 
 The estimator-facing tools are tested against ``FakeDIM``, a stand-in with
-the interface ``DeepInfoMax`` provides (``encoder_``, ``_to_tensor``,
+the public interface ``DeepInfoMax`` provides (``encoder_``, ``preprocess``,
 ``extract_features``, ``device_``), so they do not depend on DIM training.
 """
 
@@ -17,13 +17,12 @@ import pytest
 import torch
 from scipy import ndimage
 from sklearn.base import BaseEstimator, clone
-from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 from sklearn.neighbors import NearestNeighbors
 from torch import Tensor, nn
 
-from skdim._ms_ssim import MS_SSIM_WEIGHTS, ms_ssim_config
+from skdim.evaluation._ms_ssim import MS_SSIM_WEIGHTS, ms_ssim_config
 from skdim.evaluation import (
     FineTunedClassifier,
     finetune,
@@ -91,20 +90,20 @@ class FakeDIM(BaseEstimator):
         self.device_ = "cpu"
         return self
 
-    def _to_tensor(self, X) -> Tensor:
+    def preprocess(self, X) -> Tensor:
         X = np.asarray(X, dtype=np.float32).reshape(-1, 1, 8, 8)
         return torch.from_numpy(X / 16.0)
 
     def extract_features(self, X, layer) -> np.ndarray:
         self.encoder_.eval()
         with torch.no_grad():
-            out = getattr(self.encoder_(self._to_tensor(X)), layer)
+            out = getattr(self.encoder_(self.preprocess(X)), layer)
         return out.flatten(1).numpy()
 
 
 @pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
+def digits(digits_xy):
+    X, y = digits_xy
     return X[:600], y[:600], X[600:900], y[600:900]
 
 
@@ -176,9 +175,30 @@ def test_mlp_probe_seeded_and_leaves_global_rng_alone():
     with global_rng_untouched():
         a = mlp_probe(*args, epochs=3, learning_rate=1e-2, random_state=7)
         b = mlp_probe(*args, epochs=3, learning_rate=1e-2, random_state=7)
-        mlp_probe(*args, epochs=1, random_state=None)
-        linear_probe(*args, random_state=None)
+        linear_probe(*args, random_state=7)
     assert a == b
+
+
+def test_random_state_none_draws_one_seed_from_numpys_global_rng():
+    # scikit-learn's convention (skdim._runtime.seed_from): None takes one
+    # draw from NumPy's global RandomState, so np.random.seed makes it
+    # repeatable, and equals passing RandomState(seed); torch's global
+    # generator is never used.
+    X, y = rings(200, seed=1)
+    args = (X[:150], y[:150], X[150:], y[150:])
+    kw = dict(epochs=3, learning_rate=1e-2)
+    torch_before = torch.get_rng_state()
+    np.random.seed(11)
+    a = mlp_probe(*args, random_state=None, **kw)
+    after_one = np.random.get_state()[1].copy()
+    np.random.seed(11)
+    b = mlp_probe(*args, random_state=None, **kw)
+    c = mlp_probe(*args, random_state=np.random.RandomState(11), **kw)
+    assert a == b == c
+    np.random.seed(11)
+    np.random.randint(2**31 - 1)  # one draw, as seed_from takes
+    np.testing.assert_array_equal(np.random.get_state()[1], after_one)
+    assert torch.equal(torch_before, torch.get_rng_state())
 
 
 def test_mlp_probe_average_last_averages_the_per_epoch_accuracies():
@@ -205,13 +225,27 @@ def test_probes_reject_bad_input(probe):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [dict(epochs=0), dict(batch_size=1), dict(learning_rate=0.0),
-               dict(epochs=2, average_last=3), dict(dropout=1.0), dict(device="gpu:x")]
+    "kwargs, match",
+    [(dict(epochs=0), "'epochs' parameter"), (dict(batch_size=1), "'batch_size' parameter"),
+     (dict(learning_rate=0.0), "'learning_rate' parameter"),
+     (dict(epochs=2, average_last=3), "average_last=3"), (dict(dropout=1.0), "'dropout'"),
+     (dict(hidden=0), "'hidden' parameter"), (dict(device="gpu:x"), "device='gpu:x'"),
+     (dict(device=0), "'device' parameter"), (dict(random_state=-1), "'random_state'")]
 )
-def test_mlp_probe_rejects_bad_parameters(kwargs):
+def test_mlp_probe_rejects_bad_parameters(kwargs, match):
     F, y = blobs()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=match):
         mlp_probe(F, y, F, y, **kwargs)
+
+
+def test_device_auto_is_accepted():
+    F, y = blobs()
+    args = (F[::2], y[::2], F[1::2], y[1::2])
+    kw = dict(epochs=2, learning_rate=1e-2, random_state=0)
+    if not torch.cuda.is_available():  # "auto" is then the CPU: same numbers
+        assert mlp_probe(*args, device="auto", **kw) == mlp_probe(*args, device="cpu", **kw)
+    else:
+        assert 0.0 <= mlp_probe(*args, device="auto", **kw) <= 1.0
 
 
 # --------------------------------------------------------------------------
@@ -252,8 +286,15 @@ def test_probe_table_values_equal_direct_probes(digits, fake_dim):
 
 def test_probe_table_rejects_bad_arguments(digits, fake_dim):
     X_tr, y_tr, X_te, y_te = digits
-    with pytest.raises(ValueError, match="probe="):
+    with pytest.raises(ValueError, match="'probe' parameter"):
         probe_table({"dim": fake_dim}, X_tr, y_tr, X_te, y_te, probe="svm")
+    with pytest.raises(TypeError, match="'probe' parameter"):
+        probe_table({"dim": fake_dim}, X_tr, y_tr, X_te, y_te, probe=3)
+    with pytest.raises(ValueError, match="'models' parameter"):
+        probe_table([fake_dim], X_tr, y_tr, X_te, y_te)
+    # the probe still validates the keyword arguments passed on to it
+    with pytest.raises(ValueError, match="'epochs' parameter"):
+        probe_table({"pixels": lambda X: X}, X_tr, y_tr, X_te, y_te, probe="mlp", epochs=0)
     with pytest.raises(TypeError, match="models\\['bad'\\]"):
         probe_table({"bad": 3}, X_tr, y_tr, X_te, y_te)
     with pytest.raises(ValueError, match="non-empty"):
@@ -325,8 +366,16 @@ def test_finetune_errors(digits, fake_dim):
     X_tr, y_tr, X_te, _ = digits
     with pytest.raises(ValueError, match="fitted"):
         finetune(FakeDIM(), X_tr, y_tr, epochs=1)
-    with pytest.raises(ValueError, match="layer="):
+    with pytest.raises(ValueError, match="'layer' parameter of finetune"):
         finetune(fake_dim, X_tr, y_tr, layer="local", epochs=1)
+    with pytest.raises(ValueError, match="'layer' parameter of FineTunedClassifier"):
+        FineTunedClassifier(fake_dim, layer="local").fit(X_tr, y_tr)
+    with pytest.raises(ValueError, match="'batch_size' parameter"):
+        finetune(fake_dim, X_tr, y_tr, batch_size=1)
+    with pytest.raises(ValueError, match="'estimator' parameter"):
+        finetune(object(), X_tr, y_tr, epochs=1)
+    with pytest.raises(ValueError, match="device='gpu:x'"):
+        finetune(fake_dim, X_tr, y_tr, epochs=1, device="gpu:x")
     with pytest.raises(ValueError, match="two classes"):
         finetune(fake_dim, X_tr, np.zeros(len(X_tr)), epochs=1)
     with pytest.raises(NotFittedError):
@@ -392,17 +441,19 @@ def noisy(x, level, seed=1):
 
 
 @pytest.mark.parametrize(
-    "shape, scales, win_size",
-    [((32, 32, 3), None, None), ((40, 48, 1), 2, 11), ((64, 64, 2), None, None),
-     ((176, 176, 1), None, None), ((12, 12, 1), None, 5)],
+    "shape, scales, win_size, input_layout",
+    [((32, 32, 3), None, None, "auto"), ((40, 48, 1), 2, 11, "auto"),
+     ((64, 64, 2), None, None, "NHWC"),  # 2 channels: "auto" cannot tell
+     ((176, 176, 1), None, None, "auto"), ((12, 12, 1), None, 5, "NHWC")],
 )
-def test_ms_ssim_matches_independent_numpy_reference(shape, scales, win_size):
+def test_ms_ssim_matches_independent_numpy_reference(shape, scales, win_size, input_layout):
     h, w, c = shape
     x = smooth_images(1, h, w, c, seed=3)[0]
     y = noisy(x, 0.1)
     resolved_scales, resolved_win, _ = ms_ssim_config(h, w, scales, win_size)
     expected = reference_ms_ssim(x, y, resolved_scales, resolved_win)
-    got = ms_ssim(x[None], y[None], scales=scales, win_size=win_size)
+    got = ms_ssim(x[None], y[None], scales=scales, win_size=win_size,
+                  input_layout=input_layout)
     assert 0.1 < expected < 0.99  # a non-trivial pair
     assert got[0] == pytest.approx(expected, abs=1e-5)
 
@@ -466,6 +517,28 @@ def test_ms_ssim_layouts_dtypes_and_range():
     assert nhwc.shape == (3,)
 
 
+def test_ms_ssim_ambiguous_layout_raises_and_input_layout_resolves_it():
+    # (n, 3, 8, 3) as in the estimator: both end axes could hold channels.
+    x = smooth_images(2, 8, 8, 3, seed=7)  # (2, 8, 8, 3) channels-last
+    y = noisy(x, 0.1)
+    ambiguous_x, ambiguous_y = x[:, :3], y[:, :3]  # (2, 3, 8, 3): rows 0-2, channels last
+    with pytest.raises(ValueError, match="img1.*input_layout='NHWC'"):
+        ms_ssim(ambiguous_x, ambiguous_y)
+    nhwc = ms_ssim(ambiguous_x, ambiguous_y, input_layout="NHWC", win_size=3)
+    nchw = ms_ssim(ambiguous_x.transpose(0, 3, 1, 2), ambiguous_y.transpose(0, 3, 1, 2),
+                   input_layout="NCHW", win_size=3)
+    np.testing.assert_allclose(nhwc, nchw, rtol=0, atol=1e-12)
+    # read the other way round, the same arrays are different images
+    other = ms_ssim(ambiguous_x, ambiguous_y, input_layout="NCHW", win_size=3)
+    assert not np.allclose(other, nhwc)
+    with pytest.raises(ValueError, match="channel axis"):
+        ms_ssim(np.zeros((1, 32, 32, 2)), np.zeros((1, 32, 32, 2)))  # 2 channels
+    with pytest.raises(ValueError, match="'input_layout' parameter"):
+        ms_ssim(x, y, input_layout="NCL")
+    with pytest.raises(ValueError, match="needs a 4-D"):
+        ms_ssim(x[..., 0], y[..., 0], input_layout="NHWC")
+
+
 def test_ms_ssim_clamps_anticorrelated_terms_to_zero():
     x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3))
     np.testing.assert_array_equal(ms_ssim(x, 1 - x), 0.0)
@@ -477,8 +550,9 @@ def test_ms_ssim_clamps_anticorrelated_terms_to_zero():
      ((1, 2, 2), (1, 2, 2), {}, "too small"),
      ((1, 32, 32), (1, 32, 32), dict(scales=3, win_size=11), "too small"),
      ((1, 32, 32), (1, 32, 32), dict(win_size=8), "odd"),
-     ((1, 32, 32), (1, 32, 32), dict(scales=6), "scales"),
-     ((1, 32, 32), (1, 32, 32), dict(data_range=0), "data_range"),
+     ((1, 32, 32), (1, 32, 32), dict(scales=6), "'scales' parameter"),
+     ((1, 32, 32), (1, 32, 32), dict(win_size=1), "'win_size' parameter"),
+     ((1, 32, 32), (1, 32, 32), dict(data_range=0), "'data_range' parameter"),
      ((1, 1, 32, 32, 3), (1, 1, 32, 32, 3), {}, "batch of images")],
 )
 def test_ms_ssim_rejects_bad_input(a, b, kwargs, match):
@@ -538,6 +612,14 @@ def test_reconstruction_ms_ssim_errors(smooth16):
     with pytest.raises(ValueError, match="too small"):
         reconstruction_ms_ssim(codes, smooth16, codes, smooth16, win_size=11, scales=2,
                                epochs=1)
+    with pytest.raises(ValueError, match="'epochs' parameter"):
+        reconstruction_ms_ssim(codes, smooth16, codes, smooth16, epochs=0)
+    ambiguous = np.repeat(smooth16[:20, :3, :, None], 3, axis=-1)  # (20, 3, 16, 3)
+    with pytest.raises(ValueError, match="images_train.*input_layout"):
+        reconstruction_ms_ssim(codes[:20], ambiguous, codes[:20], ambiguous, epochs=1)
+    score = reconstruction_ms_ssim(codes[:20], ambiguous, codes[:20], ambiguous, epochs=1,
+                                   input_layout="NCHW", win_size=3, random_state=0)
+    assert 0.0 <= score <= 1.0
 
 
 # --------------------------------------------------------------------------
@@ -602,6 +684,11 @@ def test_plot_nearest_neighbors_validates(agg):
         plot_nearest_neighbors(images[:1], images, [[5]])
     with pytest.raises(ValueError, match="rows"):
         plot_nearest_neighbors(images[:2], images, [[1]])
+    ambiguous = np.zeros((5, 3, 8, 3))
+    with pytest.raises(ValueError, match="images_query.*input_layout"):
+        plot_nearest_neighbors(ambiguous[:1], ambiguous, [[0]])
+    fig = plot_nearest_neighbors(ambiguous[:1], ambiguous, [[0]], input_layout="NCHW")
+    assert np.asarray(fig.axes[0].images[0].get_array()).shape == (8, 3, 3)
 
 
 def test_plot_nearest_neighbors_without_matplotlib(monkeypatch):

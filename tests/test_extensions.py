@@ -8,18 +8,11 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.datasets import load_digits
 
-import skdim._training
 from skdim import DeepInfoMax
-from skdim._training import (
-    DIMConfig,
-    DIMObjective,
-    build_seeded,
-    frozen_batchnorm_stats,
-    make_optimizers,
-    train_step,
-)
+from skdim.nn.objective import DIMConfig, DIMObjective, frozen_batchnorm_stats
+from skdim.nn.seeding import build_seeded
+from skdim.nn.trainer import DIMTrainer
 from skdim.nn.bounds import mi_lower_bound
 from skdim.nn.crops import CropEncoder
 from skdim.nn.encoders import build_encoder, feature_shapes
@@ -38,8 +31,8 @@ SMALL = dict(n_components=3, batch_size=16, critic_units=32, random_state=0, dev
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_digits().images[:48].astype(np.float32)
+def digits(digits_images):
+    return digits_images[:48].astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -51,49 +44,16 @@ def _g(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
-# Codes of the first 6 digits after DeepInfoMax(max_epochs=2, **SMALL).fit(digits)
-# computed by skdim *before* the extensions were added (commit cbb7005).
-_GOLDEN = {
-    "default": [
-        ["-0x1.f2e1d00000000p-6", "-0x1.0820f60000000p-4", "-0x1.76926a0000000p-4"],
-        ["-0x1.8e54800000000p-6", "0x1.96f4ca0000000p-6", "-0x1.b1f3380000000p-5"],
-        ["-0x1.2ba7780000000p-6", "0x1.92cdf40000000p-5", "0x1.545bc00000000p-8"],
-        ["0x1.a35b280000000p-6", "0x1.50d8700000000p-8", "-0x1.4964080000000p-3"],
-        ["-0x1.2c5ba20000000p-4", "-0x1.3f6b580000000p-5", "-0x1.db60140000000p-4"],
-        ["0x1.fc9af00000000p-11", "-0x1.2cd2800000000p-10", "-0x1.54b0ec0000000p-4"],
-    ],
-    "lg_infonce": [
-        ["-0x1.25ee4e0000000p-5", "-0x1.e1cb420000000p-4", "-0x1.4bd20c0000000p-4"],
-        ["-0x1.f96b8c0000000p-7", "-0x1.35e2c20000000p-4", "-0x1.0828e40000000p-4"],
-        ["-0x1.1abf4e0000000p-5", "-0x1.73216c0000000p-4", "-0x1.427c220000000p-7"],
-        ["0x1.521b660000000p-3", "-0x1.0df7780000000p-4", "-0x1.b089120000000p-4"],
-        ["-0x1.6338740000000p-4", "-0x1.e80f240000000p-4", "-0x1.842b6a0000000p-6"],
-        ["0x1.51f5a20000000p-4", "-0x1.6411c40000000p-5", "-0x1.5572cc0000000p-5"],
-    ],
-}
-_GOLDEN_PARAMS = {
-    "default": {},
-    "lg_infonce": dict(alpha=0.5, beta=0.1, gamma=0.0, mi_estimator="infonce", n_negatives=20),
-}
-
-
-@pytest.mark.parametrize("name", sorted(_GOLDEN))
-def test_defaults_reproduce_the_plain_method(digits, name, monkeypatch):
-    # The golden codes were recorded with the discriminator's gradient-penalty
-    # weight of that time (1.0); it was retuned later, so pin it here.
-    monkeypatch.setattr(skdim._training, "PRIOR_GRADIENT_PENALTY", 1.0)
-    expected = np.array([[float.fromhex(v) for v in row] for row in _GOLDEN[name]], dtype=np.float32)
-    plain = DeepInfoMax(max_epochs=2, **SMALL, **_GOLDEN_PARAMS[name]).fit(digits)
-    off = DeepInfoMax(max_epochs=2, **SMALL, **_GOLDEN_PARAMS[name], **EXTENSIONS_OFF).fit(digits)
-    codes = plain.transform(digits[:6])
-    # Same process, same seed: the explicit "all off" run is bitwise the default.
-    np.testing.assert_array_equal(off.transform(digits[:6]), codes)
-    # Bitwise equal on the machine and thread count that recorded them; the
-    # tolerance only absorbs kernel differences (oneDNN picks kernels by
-    # instruction set, reductions split by thread count: ~2e-7 seen), far
-    # below the 1e-2 changes of any extension.
-    np.testing.assert_allclose(codes, expected, rtol=1e-4, atol=1e-5)
-    assert set(plain.history_[-1]) <= {"epoch", "local_mi", "global_mi", "prior", "discriminator", "loss"}
+@pytest.mark.parametrize("params", [{}, dict(alpha=0.5, beta=0.1, gamma=0.0, mi_estimator="infonce",
+                                             n_negatives=20)])
+def test_extensions_off_is_the_plain_method(digits, params):
+    """Switching every extension off explicitly draws the same random numbers
+    and computes exactly the default run (the recorded codes of the plain
+    method are checked by tests/test_golden.py)."""
+    plain = DeepInfoMax(max_epochs=2, **SMALL, **params).fit(digits)
+    off = DeepInfoMax(max_epochs=2, **SMALL, **params, **EXTENSIONS_OFF).fit(digits)
+    np.testing.assert_array_equal(off.transform(digits[:6]), plain.transform(digits[:6]))
+    assert set(plain.history_[-1]) <= {"epoch", "local_mi", "global_mi", "prior", "discriminator", "loss", "precision"}
 
 
 EXTENSION_CASES = {
@@ -143,15 +103,15 @@ def test_parameters_are_sklearn_parameters():
 @pytest.mark.parametrize(
     "params, match",
     [
-        (dict(occlusion="yes"), "occlusion must be True or False"),
-        (dict(augment=1), "augment must be True or False"),
-        (dict(multiple_globals=None), "multiple_globals must be True or False"),
-        (dict(coordinate_weight=-1.0), "coordinate_weight must be a finite number >= 0"),
-        (dict(relative_coordinate_weight=np.inf), "relative_coordinate_weight must be"),
+        (dict(occlusion="yes"), "'occlusion' parameter of DeepInfoMax must be an instance of 'bool'"),
+        (dict(augment=1), "'augment' parameter of DeepInfoMax must be an instance of 'bool'"),
+        (dict(multiple_globals=None), "'multiple_globals' parameter of DeepInfoMax must be"),
+        (dict(coordinate_weight=-1.0), r"'coordinate_weight' parameter of DeepInfoMax must be a float in the range \[0.0, inf\)"),
+        (dict(relative_coordinate_weight=np.inf), "'relative_coordinate_weight' parameter of DeepInfoMax must be"),
         (dict(multiple_globals=True, encoder="conv"), "needs the strided-crop encoder"),
         (dict(multiple_globals=True, beta=0.0, alpha=1.0), "beta must be > 0"),
         (dict(encoder="crops", local_layer=1), "local_layer must be None"),
-        (dict(encoder="cropz"), "encoder must be one of"),
+        (dict(encoder="cropz"), "'encoder' parameter of DeepInfoMax must be a str among"),
     ],
 )
 def test_invalid_parameters(digits, params, match):
@@ -209,6 +169,11 @@ def _objective(inner, shape, **kwargs):
     return build_seeded(1, lambda: DIMObjective(spy, shapes, 4, critic_units=16, **kwargs)), spy
 
 
+def train_step(objective, x, config, generator):
+    """One training step of a bare objective (no discriminator)."""
+    return DIMTrainer(objective, None, config, learning_rate=1e-2).train_step(x, generator)
+
+
 def _conv_encoder(shape=(16, 16)):
     return build_seeded(0, lambda: build_encoder("conv", 1, shape, 4))
 
@@ -217,7 +182,7 @@ def test_occlusion_feeds_the_critics_an_occluded_code():
     objective, spy = _objective(_conv_encoder(), (16, 16), use_global=True)
     x = torch.randn(6, 1, 16, 16, generator=_g(1))
     config = DIMConfig(occlusion=True, alpha=1.0)
-    code, terms = objective.mi_terms(x, config, _g(7))
+    code, terms = objective(x, config, _g(7))
     assert len(spy.inputs) == 2 and torch.equal(spy.inputs[0], x)
     mask = occlusion_mask(6, (16, 16), _g(7))  # the first draws of the step
     torch.testing.assert_close(spy.inputs[1], x * mask[:, None])
@@ -239,8 +204,7 @@ def test_occluded_pass_leaves_batchnorm_running_stats_alone():
     stats = []
     for occlusion in (False, True):
         objective, _ = _objective(_conv_encoder(), (16, 16))
-        opt, _ = make_optimizers(objective, None, 1e-3)
-        train_step(objective, None, opt, None, x, DIMConfig(occlusion=occlusion, gamma=0.0), _g(3))
+        train_step(objective, x, DIMConfig(occlusion=occlusion, gamma=0.0), _g(3))
         stats.append({k: v.clone() for k, v in objective.encoder.state_dict().items() if "running" in k or "num_batches" in k})
     for k in stats[0]:
         assert torch.equal(stats[0][k], stats[1][k]), k
@@ -257,7 +221,7 @@ def test_multiple_globals_scores_block_codes_against_the_full_map():
     objective, spy = _objective(inner, (16, 16), multiple_globals=True)
     x = torch.randn(5, 1, 16, 16, generator=_g(4))
     config = DIMConfig(multiple_globals=True)
-    _, terms = objective.mi_terms(x, config, _g(9))
+    _, terms = objective(x, config, _g(9))
     assert set(terms) == {"local_mi", "multiple_globals_mi"}
     (masked,) = spy.summarized
     full = inner.local_features(x)
@@ -289,7 +253,8 @@ def test_coordinate_predictor_is_trained_jointly_with_the_encoder(relative):
     objective, _ = _objective(_conv_encoder(), (16, 16), use_local=False, **kwargs)
     predictor = objective.relative_predictor if relative else objective.coordinate_predictor
     assert predictor is not None and predictor.n_classes == ((7, 7) if relative else (4, 4))
-    opt, _ = make_optimizers(objective, None, 1e-2)
+    trainer = DIMTrainer(objective, None, DIMConfig(beta=0.0, gamma=0.0), learning_rate=1e-2)
+    opt = trainer.optimizer
     assert {id(p) for p in predictor.parameters()} <= {id(p) for g in opt.param_groups for p in g["params"]}
     before_pred = [p.clone() for p in predictor.parameters()]
     before_enc = [p.clone() for p in objective.encoder.parameters()]
@@ -297,7 +262,8 @@ def test_coordinate_predictor_is_trained_jointly_with_the_encoder(relative):
     weight = {f"{name}_weight": 1.0}
     config = DIMConfig(beta=0.0, gamma=0.0, **weight)
     x = torch.randn(6, 1, 16, 16, generator=_g(5))
-    terms = train_step(objective, None, opt, None, x, config, _g(6))
+    trainer.config = config
+    terms = trainer.train_step(x, _g(6))
     assert set(terms) == {name, "loss"}
     torch.testing.assert_close(terms["loss"], terms[name])
     assert any(not torch.equal(a, b) for a, b in zip(before_pred, predictor.parameters()))
@@ -306,9 +272,8 @@ def test_coordinate_predictor_is_trained_jointly_with_the_encoder(relative):
 
 def test_augment_happens_before_encoding():
     objective, spy = _objective(_conv_encoder(), (16, 16))
-    opt, _ = make_optimizers(objective, None, 1e-3)
     x = torch.randn(6, 1, 16, 16, generator=_g(8))
-    train_step(objective, None, opt, None, x, DIMConfig(augment=True, gamma=0.0), _g(0))
+    train_step(objective, x, DIMConfig(augment=True, gamma=0.0), _g(0))
     (seen,) = spy.inputs
     assert seen.shape == x.shape and not torch.equal(seen, x)
     torch.testing.assert_close(seen, augment_batch(x, _g(0)))

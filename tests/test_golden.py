@@ -5,14 +5,23 @@ Three configurations were recorded on CPU before the trainer redesign
 the then-default parameters on digits, infoNCE with the prior and both
 coordinate predictors on 256 CIFAR-10 images, and a 1-D signal run. A
 refactoring that moves code must not change a single bit of what training
-computes; a deliberate change of random-number use re-records the files
-once (``python tests/test_golden.py --record``) and says why in the
-changelog.
+computes; a deliberate change of arithmetic re-records the files once
+(``python tests/test_golden.py --record``) and says why in the changelog.
+
+Re-recorded once, for the float64 standardisation of non-uint8 input (so
+that codes do not depend on the input's scale or offset): it moves float
+inputs by up to one float32 rounding step, which training amplifies to
+differences of about 3e-3 in the codes. The uint8 (CIFAR) run was
+unchanged, and with the former float32 standardisation swapped back in, the
+redesigned trainer reproduced all three original recordings bit for bit.
 
 Floating-point results depend on the CPU's instruction set and the number
-of threads, so bits are compared only where both match the recording;
-elsewhere the codes must agree to a tolerance that still catches a changed
-computation (1e-3 relative).
+of threads. The runs use the recorded thread count (restored afterwards),
+and bits are compared where the instruction set matches the recording;
+elsewhere the codes must agree to 1e-2: rounding differences of one float32
+step in the inputs grow to about 3e-3 in the codes after these short runs
+(measured: another thread count), while any change of the computation
+itself moves them by 1e-2 to 1e-1.
 """
 
 from __future__ import annotations
@@ -43,10 +52,7 @@ def _digits():
 
 
 def _cifar():
-    try:
-        from conftest import cifar10_path  # tests/conftest.py
-    except ImportError:  # recording with an older checkout
-        from skdim.datasets import default_cifar10_npz_path as cifar10_path
+    from conftest import cifar10_path  # tests/conftest.py
     from skdim.datasets import load_cifar10_jpeg_npz
 
     path = cifar10_path()
@@ -79,11 +85,17 @@ def _environment() -> dict:
             "num_threads": torch.get_num_threads()}
 
 
-def _run(name: str):
+def _run(name: str, threads: int | None = None):
     data, params = CONFIGS[name]
     X = data()
-    est = DeepInfoMax(**params).fit(X)
-    codes = est.transform(X)
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        est = DeepInfoMax(**params).fit(X)
+        codes = est.transform(X)
+    finally:
+        torch.set_num_threads(before)
     return codes, [dict(h) for h in est.history_]
 
 
@@ -103,10 +115,11 @@ def record() -> None:
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_golden_run(name):
     expected = json.loads((HERE / f"{name}.json").read_text())
-    codes, history = _run(name)
-    if expected["environment"] != _environment():
-        # Another instruction set or thread count: other rounding, same computation.
-        np.testing.assert_allclose(codes, np.load(HERE / f"{name}.npy"), rtol=1e-3, atol=1e-3)
+    recorded = expected["environment"]
+    codes, history = _run(name, threads=recorded["num_threads"])
+    if recorded["cpu_capability"] != torch.backends.cpu.get_cpu_capability():
+        # Another instruction set: other rounding, same computation.
+        np.testing.assert_allclose(codes, np.load(HERE / f"{name}.npy"), rtol=0, atol=1e-2)
         return
     assert hashlib.sha256(codes.tobytes()).hexdigest() == expected["codes_sha256"], (
         "codes differ from the recording; max abs difference "

@@ -14,7 +14,6 @@ import sys
 import joblib
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 
 from skdim import DeepInfoMax
 from skdim.__main__ import load_data, main
@@ -24,8 +23,8 @@ PARAMS = ["n_components=4", "critic_units=16", "batch_size=32", "max_epochs=1", 
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return (load_digits().images[:128] * 15).astype(np.uint8)
+def digits(digits_images):
+    return (digits_images[:128] * 15).astype(np.uint8)
 
 
 def test_fit_npy_writes_the_same_model_as_python(tmp_path, digits, capsys):
@@ -55,7 +54,7 @@ def test_load_data_formats(tmp_path, digits):
 @pytest.mark.parametrize("argv, message", [
     (["nosuch=1"], "'nosuch' is not a DeepInfoMax parameter"),
     (["max_epochs"], "NAME=VALUE"),
-    (["max_epochs=-1"], "max_epochs must be an integer >= 0"),
+    (["max_epochs=-1"], "The 'max_epochs' parameter of DeepInfoMax must be an int in the range [0, inf)"),
 ])
 def test_errors_are_one_line_messages(tmp_path, digits, capsys, argv, message):
     np.save(tmp_path / "x.npy", digits)

@@ -1,4 +1,4 @@
-"""Tests for skdim._io: memory maps, array-likes and datasets read batch by batch.
+"""Tests for skdim._data's sources: memory maps, array-likes and datasets read batch by batch.
 
 Fitting on an out-of-core input must give exactly the model that fitting on
 the same values in memory gives (same batches, same arithmetic), must never
@@ -8,24 +8,32 @@ allocation), and must keep validate_data's error messages.
 
 from __future__ import annotations
 
+import os
 import pickle
 import tracemalloc
 
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_digits
 
-import skdim._io as io
+import skdim._data._standardize as io
 from skdim import DeepInfoMax
-from skdim._io import ArraySource, SampleSource, _RowReader, is_out_of_core, validate_source
+from skdim._data import (
+    ArraySource,
+    RowReader,
+    SampleSource,
+    check_input,
+    is_out_of_core,
+    resolve_layout,
+    validate_source,
+)
 
 TINY = dict(n_components=4, critic_units=16, batch_size=32, max_epochs=1, device="cpu", random_state=0)
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_digits().images[:192].astype(np.float32)  # (192, 8, 8), values 0..16
+def digits(digits_images):
+    return digits_images[:192].astype(np.float32)  # (192, 8, 8), values 0..16
 
 
 def _memmap(path, array, mode="r"):
@@ -37,7 +45,9 @@ def _memmap(path, array, mode="r"):
 
 
 def _weights(est):
-    return {k: v.clone() for k, v in est._objective.state_dict().items()}
+    weights = {f"encoder.{k}": v.clone() for k, v in est.encoder_.state_dict().items()}
+    weights.update({f"critics.{k}": v.clone() for k, v in est.critics_.state_dict().items()})
+    return weights
 
 
 def _assert_same_weights(a, b, atol=0.0):
@@ -80,8 +90,9 @@ def test_memmap_is_not_copied_by_validation(tmp_path, digits):
     mm = _memmap(tmp_path / "x.dat", (digits * 10).astype(np.uint8))
     est = DeepInfoMax(**TINY)
     # The memmap itself comes back: no copy, not even a view.
-    assert est._validate_X(mm, reset=True) is mm
-    assert est.n_features_in_ == 8
+    checked = check_input(est, mm, reset=True)
+    assert checked.X is mm and checked.n_features_in == 8
+    assert not hasattr(est, "n_features_in_")  # validation writes nothing
 
 
 @pytest.mark.parametrize("bad, message", [(np.nan, "Input X contains NaN"),
@@ -97,15 +108,15 @@ def test_float_memmap_non_finite_same_error_as_in_memory(tmp_path, digits, bad, 
 
 
 def test_validation_errors(tmp_path, digits):
-    est = DeepInfoMax(**TINY)
+    name = "DeepInfoMax"
     with pytest.raises(ValueError, match="at least 2 dimensions"):
-        validate_source(est, _memmap(tmp_path / "a.dat", np.zeros(5, np.float32)), reset=True)
+        validate_source(_memmap(tmp_path / "a.dat", np.zeros(5, np.float32)), name=name)
     with pytest.raises(ValueError, match="Found array with 0 feature"):
-        validate_source(est, Indexable(np.zeros((5, 0))), reset=True)
+        validate_source(Indexable(np.zeros((5, 0))), name=name)
     with pytest.raises(ValueError, match="Found array with 0 sample"):
-        validate_source(est, Indexable(np.zeros((0, 5))), reset=True)
+        validate_source(Indexable(np.zeros((0, 5))), name=name)
     with pytest.raises(TypeError, match="must hold numbers"):
-        validate_source(est, Indexable(np.array([["a"], ["b"]])), reset=True)
+        validate_source(Indexable(np.array([["a"], ["b"]])), name=name)
     # Feature-count mismatch at transform: validate_data's own wording.
     flat = digits.reshape(len(digits), -1)
     est = DeepInfoMax(**TINY).fit(flat)
@@ -120,7 +131,7 @@ def test_float_check_reads_block_by_block(tmp_path, monkeypatch):
     monkeypatch.setattr(io, "BLOCK_BYTES", 64 * 1024)
     tracemalloc.start()
     try:
-        validate_source(DeepInfoMax(**TINY), mm, reset=True)
+        validate_source(mm, name="DeepInfoMax")
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -197,20 +208,23 @@ def test_dataset_errors(digits):
 
 
 def test_dataloader_workers_give_the_same_model(tmp_path, digits, monkeypatch):
-    feeders = []
+    log = tmp_path / "reads.log"
+    real = RowReader.__getitem__
 
-    class Recording(io.BatchFeeder):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            feeders.append(self)
+    def logged(self, rows):
+        with open(log, "a") as f:  # workers are other processes: log through a file
+            f.write(f"{os.getpid()}\n")
+        return real(self, rows)
 
-    monkeypatch.setattr("skdim._estimator.BatchFeeder", Recording)
+    monkeypatch.setattr(RowReader, "__getitem__", logged)
     mm = _memmap(tmp_path / "x.dat", digits)
     params = dict(TINY, max_epochs=2)
     ref = DeepInfoMax(**params).fit(digits)
+    log.unlink()
     with_workers = DeepInfoMax(**params, num_workers=2).fit(mm)
-    # Every batch (2 epochs x 6) was read ahead by the workers, none directly.
-    assert feeders[-1].n_prefetched == 12
+    readers = log.read_text().split()
+    # Every batch (2 epochs x 6) was read by a worker process, none directly.
+    assert len(readers) == 12 and str(os.getpid()) not in readers
     _assert_same_weights(ref, with_workers)
     assert ref.history_ == with_workers.history_
 
@@ -219,7 +233,8 @@ def test_memmap_pickles_by_reference(tmp_path, digits):
     """DataLoader workers started with "spawn" get the file, not the data."""
     mm = _memmap(tmp_path / "x.dat", np.repeat(digits, 50, axis=0))  # 2.4 MB
     for view in (mm, mm[10:500], mm[::-3, 1:, ::-1]):
-        blob = pickle.dumps(_RowReader(view))
+        layout = resolve_layout(view.shape[1:])
+        blob = pickle.dumps(RowReader(view, layout, np.zeros(1), np.ones(1)))
         assert len(blob) < 2048
         np.testing.assert_array_equal(pickle.loads(blob).X, view)
 
@@ -267,7 +282,7 @@ def test_partial_fit_chunks_equal_one_unshuffled_epoch(digits):
     # With a fresh random stream per call (what the stream replaces), the
     # prior samples differ and so do the weights: the comparison can fail.
     restarted = DeepInfoMax(**params).partial_fit(first)
-    restarted._stream_rng = None
+    restarted._trainer.stream_state = None
     restarted.partial_fit(second)
     diff = max((a - b).abs().max().item()
                for a, b in zip(_weights(restarted).values(), _weights(whole).values()))
