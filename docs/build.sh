@@ -10,8 +10,11 @@
 #
 # Environment:
 #   OMP_NUM_THREADS   torch threads per example (default 2, a CI runner's cores)
-#   SKDIM_CIFAR10     the CIFAR-10 python batches folder (or a JPEG .npz) for
-#                     the CIFAR-10 example; without data it prints a note
+#   SKDIM_CIFAR10_NPZ the CIFAR-10 JPEG .npz (or python batches folder) for the
+#                     CIFAR-10 example; when unset, ../shared/data/
+#                     cifar10_jpeg_bytes.npz beside the checkout is used if it
+#                     exists (the project's CI layout). Without data the
+#                     example's page says that its results need the data.
 #   SKDIM_DOCS_KEEP=1 keep the previous outputs, so that unchanged examples
 #                     are not re-run (faster, for editing prose only)
 set -euo pipefail
@@ -24,6 +27,10 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 export MKL_NUM_THREADS="${MKL_NUM_THREADS:-$OMP_NUM_THREADS}"
 export MPLBACKEND=agg
 export PYTHONHASHSEED=0
+CI_CIFAR10="$(dirname "$ROOT")/shared/data/cifar10_jpeg_bytes.npz"
+if [[ -z "${SKDIM_CIFAR10_NPZ:-}" && -f "$CI_CIFAR10" ]]; then
+    export SKDIM_CIFAR10_NPZ="$CI_CIFAR10"
+fi
 
 if [[ "${SKDIM_DOCS_KEEP:-0}" != "1" ]]; then
     rm -rf docs/_build docs/auto_examples docs/generated docs/sg_execution_times.rst

@@ -42,9 +42,12 @@ print(f"{len(X_train)} training and {len(X_test)} test images, 8x8 pixels")
 # Three pipelines, one probe
 # --------------------------
 # The probe is a standardised linear SVM in every case. DIM is trained for
-# only 10 epochs with a small critic (``critic_units=128``) so that this
-# example runs in well under a minute; the defaults (20 epochs, 512 units)
-# or the paper's settings train longer and do better.
+# only 10 epochs with a small critic (``critic_units=128``) to keep this
+# example short. It still takes a while: on the project's shared two-core
+# CPU the whole script took 62 to 138 s in four runs, nearly all of it DIM's
+# fit, depending on what else was running (the times printed below are this
+# build's). The defaults (20 epochs, 512 units) or the paper's settings
+# train longer and do better.
 
 
 def probe():

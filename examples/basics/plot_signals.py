@@ -21,7 +21,6 @@ signal and is much easier to classify.
 # Synthetic signals
 # -----------------
 import matplotlib.pyplot as plt
-import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
@@ -29,31 +28,10 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from skdim import DeepInfoMax
+from skdim.datasets import make_waveforms
 
-
-def make_waveforms(n, length=128, seed=0):
-    """Noisy sine (0), square (1) and sawtooth (2) waves.
-
-    Each has a random frequency, phase and amplitude.
-    """
-    rng = np.random.default_rng(seed)
-    t = np.arange(length) / length
-    y = rng.integers(0, 3, size=n)
-    freq = rng.uniform(2.0, 6.0, size=(n, 1))
-    phase = rng.uniform(0.0, 1.0, size=(n, 1))
-    cycles = freq * t + phase
-    waves = np.stack(
-        [
-            np.sin(2 * np.pi * cycles),
-            np.sign(np.sin(2 * np.pi * cycles)),
-            2 * (cycles % 1.0) - 1,
-        ]
-    )  # (3, n, length)
-    X = waves[y, np.arange(n)] * rng.uniform(0.5, 1.5, size=(n, 1))
-    X += rng.normal(scale=0.3, size=X.shape)
-    return X.astype(np.float32), y
-
-
+# Noisy sine (0), square (1) and sawtooth (2) waves, each with a random
+# frequency, phase and amplitude.
 X, y = make_waveforms(900)
 X_train, X_test, y_train, y_test = train_test_split(
     X, y, test_size=1 / 3, random_state=0

@@ -7,8 +7,13 @@ Training curves: every term of the loss
 its objective (paper eq. 8) in :attr:`~skdim.DeepInfoMax.history_`:
 
 ``"local_mi"`` and ``"global_mi"``
-    The MI estimates the encoder maximises (in nats, greater is better),
-    weighted by ``beta`` and ``alpha``.
+    The values of the MI bound the encoder maximises (greater is better),
+    weighted by ``beta`` and ``alpha``. With the default
+    ``mi_estimator="jsd"`` this is a Jensen-Shannon score, not an amount of
+    information in nats: 0 for a perfect critic, ``-2 log 2 = -1.386`` for
+    a critic that cannot tell real pairs from fake ones, and lower still
+    while the critic is confidently wrong (early in training). Only
+    ``"infonce"`` and ``"dv"`` report nats.
 ``"prior"``
     The encoder's prior-matching loss (weight ``gamma``): low when the
     codes fool the prior discriminator.
@@ -67,8 +72,8 @@ fig.tight_layout()
 plt.show()
 
 # %%
-# Both MI estimates rise as the encoder learns to make codes and features
-# of the same image recognisable. The JSD estimates are bounded above by
+# Both MI terms rise as the encoder learns to make codes and features
+# of the same image recognisable. The JSD scores are bounded above by
 # 0 (reached by a perfect critic), so the curves flatten as they approach
 # it. The prior and discriminator losses play a two-player game and move
 # against each other rather than steadily down.
