@@ -6,6 +6,10 @@ the peak *anonymous* memory of the process (``RssAnon`` in
 count in ``RssFile`` instead, and the kernel can drop them at any time) stays
 far below the size of the data.
 
+It also times the SHA-256 fingerprint of all of the data that a fit with
+``checkpoint_dir`` computes once (so that a checkpoint never resumes on other
+data), against the time of one epoch.
+
 The images are random bytes of shape ``(n, side, side, 3)``; a small encoder
 whose first convolution cuts the image into 32x32 patches keeps one epoch feasible on 2 CPU cores
 (the point is the memory, not the representation). The data file is created
@@ -29,6 +33,7 @@ import torch
 from torch import nn
 
 from skdim import DeepInfoMax
+from skdim._data import data_fingerprint
 from skdim.nn.encoders import EncoderOutput
 
 
@@ -139,6 +144,12 @@ def main() -> None:
               f"{sampler.peak_kib / 2**10:.0f} MiB (data: {n * row / 2**20:.0f} MiB); "
               f"VmHWM (peak RSS incl. file pages): {_status_kib('VmHWM') / 2**10:.0f} MiB")
         assert sampler.peak_kib < 1.5 * 2**20, "peak anonymous memory above 1.5 GiB"
+        t0 = time.perf_counter()
+        digest = data_fingerprint(X)["sha256"]
+        hash_seconds = time.perf_counter() - t0
+        print(f"data fingerprint (SHA-256 of all {n * row / 2**30:.2f} GiB, once per fit with "
+              f"checkpoint_dir): {hash_seconds:.1f} s = {100 * hash_seconds / fit_seconds:.1f}% "
+              f"of one epoch ({n * row / 2**20 / hash_seconds:.0f} MiB/s; {digest[:12]}...)")
     finally:
         if not args.keep:
             os.unlink(args.path)

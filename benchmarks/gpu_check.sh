@@ -23,7 +23,9 @@
 # training, N_TRAIN [50000], BATCH [256], LR [2e-4], UNITS [2048],
 # ESTIMATOR [infonce], PRECISION [bfloat16], GAMMA [0.1], PROBE_TRAIN [10000]
 # and PROBE_JOBS [8] for the linear probes, MLP_EPOCHS [30], MLP_BATCH [256],
-# MLP_LR [1e-3] for the MLP-200 probe, PYTHON [python3]. Logs and JSON go to
+# MLP_LR [1e-3] for the MLP-200 probe (on every layer and baseline, lr x0.1
+# halfway, last-epoch accuracy: a short schedule, not the paper's), PYTHON
+# [python3]. Logs and JSON go to
 # $OUT when set (the device tool's output folder), else .data/gpu_check/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +66,7 @@ if [ "$DRY" = 1 ]; then
     THROUGHPUT_ARGS=(--dry-run)
     CIFAR_ARGS=(--device cpu --epochs 1 --n-train 256 --n-test 200 --probe-train 256
                 --batch-size 64 --critic-units 64 --precision bfloat16 --mlp
+                --mlp-layers conv fc y --mlp-baselines
                 --mlp-epochs 2 --mlp-batch-size 64 --probe-jobs 2)
 else
     DEVICE=cuda
@@ -73,8 +76,10 @@ else
                 --critic-units "${UNITS:-2048}" --mi-estimator "${ESTIMATOR:-infonce}"
                 --precision "${PRECISION:-bfloat16}" --gamma "${GAMMA:-0.1}"
                 --probe-train "${PROBE_TRAIN:-10000}" --probe-jobs "${PROBE_JOBS:-8}"
-                --mlp --mlp-epochs "${MLP_EPOCHS:-30}" --mlp-batch-size "${MLP_BATCH:-256}"
-                --mlp-lr "${MLP_LR:-1e-3}")
+                --mlp --mlp-layers conv fc y --mlp-baselines
+                --mlp-epochs "${MLP_EPOCHS:-30}" --mlp-batch-size "${MLP_BATCH:-256}"
+                --mlp-lr "${MLP_LR:-1e-3}" --mlp-milestones $(( ${MLP_EPOCHS:-30} / 2 ))
+                --mlp-average-last 1)
 fi
 
 if [ "$STAGE" = all ] || [ "$STAGE" = throughput ]; then
@@ -93,7 +98,7 @@ if [ "$STAGE" = all ] || [ "$STAGE" = cifar ]; then
     if [ -f "$DATA" ]; then
         SOURCE=("$DATA")
     elif [ "$DRY" = 1 ]; then
-        SOURCE=()  # the dry run falls back on skdim.datasets.default_cifar10_npz_path()
+        SOURCE=()  # the dry run falls back on $SKDIM_CIFAR10_NPZ or ../shared/data
     else
         echo "SKIPPED: $DATA not found; copy cifar10_jpeg_bytes.npz into .data/ and carry .data"
         RUN=0
