@@ -50,7 +50,8 @@ dim = DeepInfoMax(
 ).fit(X)
 
 print(f"trained {dim.n_iter_} epochs on {dim.device_}")
-print("last epoch:", {k: round(v, 3) for k, v in dim.history_[-1].items()})
+print("last epoch:", {k: round(v, 3) if isinstance(v, float) else v
+                     for k, v in dim.history_[-1].items()})
 
 # %%
 # ``history_`` is a list of dicts, one per epoch, which converts directly to
