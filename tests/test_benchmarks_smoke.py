@@ -606,3 +606,23 @@ def test_bench_budget_simclr_augmentations():
     views = bench.simclr_views(x, torch.Generator().manual_seed(1))
     assert views.shape == x.shape and views.min() >= 0 and views.max() <= 1
     assert torch.equal(views, bench.simclr_views(x, torch.Generator().manual_seed(1)))
+
+
+def test_bench_defaults_run_stops_at_its_cpu_budget_and_reports(tmp_path, capsys):
+    bench = _load("bench_defaults")
+    X_tr, y_tr, X_te, y_te = bench.load("digits")
+    setting = {**bench.CENTRE, "critic_units": 64, "precision": "float32"}
+    result = bench.run(setting, X_tr[:300], y_tr[:300], X_te[:200], y_te[:200], budget=1.0, seed=0)
+    # The budget is checked after every step: it ends within one step of 1 CPU-s.
+    assert 1.0 <= result["cpu_s"] < 3.0, result
+    assert result["images"] > 0 and 0.1 < result["acc"] <= 1.0
+    log = tmp_path / "r.jsonl"
+    rows = [{"dataset": "digits", "setting": "baselines", "pca64": 0.90, "untrained": 0.80},
+            {"dataset": "digits", "setting": "a", "seed": 0, "acc": 0.95},
+            {"dataset": "digits", "setting": "a", "seed": 1, "acc": 0.97},
+            {"dataset": "digits", "setting": "b", "seed": 0, "acc": 0.85}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert bench.main(["--report", str(log)]) == 0
+    table = capsys.readouterr().out
+    assert "96.00 (2)" in table and "+6.00" in table  # mean of two seeds, gain over PCA-64
+    assert "85.00" in table and "-5.00" in table

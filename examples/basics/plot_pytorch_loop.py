@@ -128,8 +128,8 @@ print(f"{trainer.epoch} epochs, {trainer.step} steps in {trainer_seconds:.1f} s"
 # means per epoch -- the same format as :attr:`DeepInfoMax.history_
 # <skdim.DeepInfoMax.history_>`. With infoNCE, ``local_mi`` is a lower bound
 # on mutual information in nats (at most ``log`` of the number of
-# candidates per positive); with the default JSD it would be a
-# Jensen-Shannon score, at most 0, not nats.
+# candidates per positive); with JSD (the core's default, as in the paper's
+# code) it would be a Jensen-Shannon score, at most 0, not nats.
 print(history[-1])
 
 # %%

@@ -86,6 +86,8 @@ class DIMConfig:
     ValueError: gamma must be a finite number >= 0; got -1.
     """
 
+    # The core's defaults are the paper's code (JSD, float32); DeepInfoMax's
+    # differ where the defaults study measured a gain (see its Notes).
     alpha: float = 0.0
     beta: float = 1.0
     gamma: float = 0.1
