@@ -33,7 +33,7 @@ from skdim.nn.checkpoint import CheckpointError, read_checkpoint, write_checkpoi
 from skdim.nn.trainer import DIMTrainer
 
 PARAMS = dict(n_components=4, critic_units=16, batch_size=32, max_epochs=3, device="cpu",
-              random_state=0, alpha=0.5)
+              random_state=0, alpha=0.5, precision="float32")
 
 
 @pytest.fixture(scope="module")
@@ -167,8 +167,8 @@ def test_interrupted_fitted_estimator_keeps_its_model(monkeypatch, X):
 
 def test_resume_rejects_other_parameters_or_data(tmp_path, X):
     DeepInfoMax(**dict(PARAMS, max_epochs=1), checkpoint_dir=tmp_path).fit(X)
-    with pytest.raises(ValueError, match=r"other parameters: learning_rate=0.0001 \(now 0.001\)"):
-        DeepInfoMax(**dict(PARAMS, learning_rate=1e-3), checkpoint_dir=tmp_path).fit(X)
+    with pytest.raises(ValueError, match=r"other parameters: learning_rate=0.001 \(now 0.0003\)"):
+        DeepInfoMax(**dict(PARAMS, learning_rate=3e-4), checkpoint_dir=tmp_path).fit(X)
     with pytest.raises(ValueError, match="written for data .*n_samples.: 128"):
         DeepInfoMax(**PARAMS, checkpoint_dir=tmp_path).fit(X[:100])
     other = X.copy()

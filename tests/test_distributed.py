@@ -53,7 +53,7 @@ WORLD = 2
 # samples of a process are its own draws, so only the MI terms and the
 # encoder are compared step for step).
 BASE = dict(n_components=8, critic_units=32, batch_size=32, max_epochs=3, device="cpu",
-            random_state=0, gamma=0.0)
+            random_state=0, gamma=0.0, precision="float32", learning_rate=1e-4)
 CONFIGS = {
     "dot_infonce_global": dict(BASE, alpha=0.5, mi_estimator="infonce", local_critic="dot"),
     "concat_jsd": dict(BASE, mi_estimator="jsd", local_critic="concat"),

@@ -33,7 +33,8 @@ from skdim import DeepInfoMax
 from skdim.nn import objective as objective_module
 from skdim.nn.trainer import DivergenceError
 
-SMALL = dict(n_components=4, max_epochs=1, batch_size=32, critic_units=8, random_state=0)
+SMALL = dict(n_components=4, max_epochs=1, batch_size=32, critic_units=8, random_state=0,
+             precision="float32")
 
 
 def small(**params) -> DeepInfoMax:
@@ -464,7 +465,7 @@ def test_custom_encoder_factory(digits):
 
 
 def test_history_dim_l_with_prior(digits):
-    est = small(max_epochs=3, gamma=0.3).fit(digits)
+    est = small(max_epochs=3, gamma=0.3, mi_estimator="jsd").fit(digits)
     assert est.n_iter_ == 3 and len(est.history_) == 3
     assert [h["epoch"] for h in est.history_] == [1, 2, 3]
     for h in est.history_:
@@ -949,9 +950,13 @@ def test_huge_inputs_train_like_the_original_scale(digits):
     lambda X: X * 1e-9, lambda X: X * 1e9, lambda X: X + 1e9, lambda X: X * 1e-9 + 1e3,
 ], ids=["x1e-9", "x1e9", "+1e9", "affine"])
 def test_codes_do_not_depend_on_the_input_scale(digits, transform):
-    reference = small(max_epochs=2).fit(digits).transform(digits)
+    # X + 1e9 keeps ~1e-7 relative precision after standardisation; two epochs
+    # at the defaults' learning rate (1e-3) amplify that past 1e-3, so this
+    # compares at 1e-4, where the inputs, not the training dynamics, decide.
+    fit = lambda X: small(max_epochs=2, learning_rate=1e-4).fit(X).transform(X)  # noqa: E731
+    reference = fit(digits)
     X = transform(digits.astype(np.float64))
-    codes = small(max_epochs=2).fit(X).transform(X)
+    codes = fit(X)
     assert codes.std() > 0.1 * reference.std()
     np.testing.assert_allclose(codes, reference, rtol=1e-3, atol=1e-3)
 

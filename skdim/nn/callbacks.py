@@ -196,7 +196,8 @@ class ProgressBar(Callback):
 
     def on_epoch_end(self, trainer, logs: dict) -> None:
         if self._bar is not None:
-            self._bar.set_postfix_str(f"loss={logs['loss']:.4g}", refresh=True)
+            rate = self._images / max(time.perf_counter() - self._start, 1e-9)
+            self._bar.set_postfix_str(f"loss={logs['loss']:.4g}, {rate:.0f} img/s", refresh=True)
             self._bar.close()
             self._bar = None
 
