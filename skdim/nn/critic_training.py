@@ -15,7 +15,30 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["make_optimizer", "optimizer_step", "report", "EarlyStopping", "std_error"]
+from .bounds import MineMovingAverage, mi_lower_bound
+
+__all__ = ["critic_loss", "make_optimizer", "optimizer_step", "report", "EarlyStopping",
+           "std_error"]
+
+
+def critic_loss(bound: str, pos: Tensor, neg: Tensor, ema: MineMovingAverage) -> Tensor:
+    """The loss a MINE or NDM critic minimises for ``bound``.
+
+    ``"dv"`` uses MINE's moving-average corrected gradient (``ema.loss``);
+    the other bounds are minus their value (:func:`~skdim.nn.bounds.mi_lower_bound`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdim.nn.bounds import MineMovingAverage, jsd_mi
+    >>> from skdim.nn.critic_training import critic_loss
+    >>> pos, neg = torch.randn(1, 8), torch.randn(1, 8)
+    >>> bool(critic_loss("jsd", pos, neg, MineMovingAverage(0.01)) == -jsd_mi(pos, neg))
+    True
+    """
+    if bound == "dv":
+        return ema.loss(pos, neg)
+    return -mi_lower_bound(pos, neg, bound)
 
 
 def make_optimizer(

@@ -47,8 +47,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .bounds import MineMovingAverage, dv_mi, infonce_mi, jsd_mi, split_pair_scores
-from .critic_training import EarlyStopping, make_optimizer, optimizer_step, std_error
+from .bounds import MineMovingAverage, dv_mi, infonce_mi, split_pair_scores
+from .critic_training import (EarlyStopping, critic_loss, make_optimizer, optimizer_step,
+                              std_error)
 from .sampling import BatchStream
 from .seeding import seeded_generator
 
@@ -343,12 +344,7 @@ def train_statistics_network(
     for step in range(n_steps):
         idx = stream.next()
         pos, neg = split_pair_scores(net(get_x(idx.numpy()), z[idx.to(z.device)]))
-        if bound == "dv":
-            loss = ema.loss(pos, neg)
-        elif bound == "jsd":
-            loss = -jsd_mi(pos, neg)
-        else:
-            loss = -infonce_mi(pos, neg)
+        loss = critic_loss(bound, pos, neg, ema)
         optimizer_step(loss, opt, sched, "MINE", step, n_steps, verbose)
         if stopper.update(step):
             break

@@ -38,8 +38,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from .bounds import MineMovingAverage, dv_mi, jsd_mi
-from .critic_training import EarlyStopping, make_optimizer, optimizer_step
+from .bounds import MineMovingAverage, dv_mi
+from .critic_training import EarlyStopping, critic_loss, make_optimizer, optimizer_step
 from .mine import mlp
 from .sampling import BatchStream
 
@@ -217,7 +217,7 @@ def train_discriminator(
         batch = z[stream.next().to(z.device)]
         logits = disc(torch.cat([batch, shuffle_columns(batch, generator)]))
         pos, neg = logits[: batch.shape[0]].unsqueeze(0), logits[batch.shape[0] :].unsqueeze(0)
-        loss = ema.loss(pos, neg) if bound == "dv" else -jsd_mi(pos, neg)
+        loss = critic_loss(bound, pos, neg, ema)
         optimizer_step(loss, opt, sched, "NDM", step, n_steps, verbose)
         if stopper.update(step):
             break
