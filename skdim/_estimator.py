@@ -92,7 +92,10 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     local_layer : int, default=None
         Index of the convolutional block whose output is the local feature
         map; ``None`` uses the encoder's default (next-to-last for
-        ``"dcgan"``). Ignored for a custom encoder.
+        ``"dcgan"``; for ``"conv"``/``"conv1d"`` the deepest block up to
+        next-to-last that sees at most half of the input, see
+        :func:`skdim.nn.encoders.default_local_layer`). Ignored for a custom
+        encoder.
     image_shape : tuple, default=None
         Shape of one image when ``X`` is flat ``(n_samples, n_features)``:
         ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)``.

