@@ -647,3 +647,13 @@ def test_bench_defaults_custom_settings_and_shipped_data():
         X_tr, y_tr, X_te, y_te = data
         assert X_tr.shape == (4000, 28, 28) and X_te.shape == (1000, 28, 28)
         assert X_tr.dtype == np.uint8 and np.bincount(y_te).tolist() == [100] * 10
+
+
+def test_paper_findings_run_time_sums_each_command_models():
+    bench = _load("paper_findings")
+    rec = lambda cmd, fit, ev: {"machine": "m", "command": cmd, "date": "2026-11-30T10:00:00",  # noqa: E731
+                                "fit_s": fit, "eval_s": ev}
+    results = {"arms": {"a": {"seeds": {"0": rec("full", 60, 30), "1": rec("full", 90, 0)}},
+                        "b": {"seeds": {"0": rec("quick", 6, 6)}}}}
+    assert bench.run_time(results) == {("m", "full", "2026-11-30"): (2, 3.0),
+                                       ("m", "quick", "2026-11-30"): (1, 0.2)}
