@@ -586,7 +586,7 @@ def plot(summary: dict, path: Path, n_train: int, n_test: int) -> bool:
         print("matplotlib is not installed: no figure (pip install matplotlib)")
         return False
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    labels = {"defaults": "skdim, DeepInfoMax() defaults", "best": "skdim, best setting (BEST)",
+    labels = {"defaults": "skdim, DeepInfoMax() defaults", "best": "skdim, 512-unit critic (BEST)",
               "paper": "paper's DIM(L), eager float32", "simclr": "SimCLR (lightly), same encoder",
               "pca64": "PCA-64 of the pixels", "untrained": "untrained encoder"}
     budgets = sorted({b for per in summary.values() for b in per if b is not None})
