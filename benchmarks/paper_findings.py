@@ -138,8 +138,8 @@ BUDGETS = {
         5: dict(n_train=10_000, epochs=5, seeds=8, why=(
             "Table 5's gains are 1-2 points (coordinates +0.9, occlusion +2.2): 8 seeds "
             "(the first full run's intervals ended 0.07 and 0.13 from zero with 4 seeds, "
-            "occlusion's 0.04 with 6); an occlusion fit costs 1.8 DIM(L) fits here, a "
-            "coordinates fit 2.3.")),
+            "occlusion's 0.04 with 6); an occlusion fit costs 1.4 DIM(L) fits here, a "
+            "coordinates fit 1.6.")),
     },
     # A minute on two cores, for CI: the same code paths, tiny sizes.
     "quick": {c: dict(n_train=256, epochs=1, seeds=3, why="smoke test") for c in range(1, 6)},
@@ -157,16 +157,17 @@ NDM_HELD_OUT = 0.3         # of the test codes: 1,500 of 5,000 (>= 200 for the D
 # shared configuration), measured by a short calibration fit at the start
 # (--dry-run uses REFERENCE_IMAGES_PER_S: 500-800 images/s measured on the
 # two cores of the Intel Xeon these runs are meant for), times a cost factor
-# per arm, measured against DIM(L) on the same machine (DIM(G) 1.1,
-# occlusion 1.7-2.0, coordinates 2.2-2.4; their counted FLOPs per step are
-# 0.83, 1.43 and 1.86 times DIM(L)'s). Evaluation: seconds per metric at the
+# per arm: the mean fit times of the full run of 2026-11-30 over DIM(L)'s
+# (67.9 s over 8 seeds): DIM(G) 0.94, occlusion 1.36, coordinates 1.58
+# (earlier single measurements under load gave 1.1, 1.7-2.0 and 2.2-2.4;
+# counted FLOPs per step are 0.83, 1.43 and 1.86 times DIM(L)'s). Evaluation: seconds per metric at the
 # full evaluation size (5,000 + 5,000 rows) on the same machine, from single
 # measurements made while other jobs shared the cores, so rough; scaled by
 # the calibration's speed ratio.
-REFERENCE_IMAGES_PER_S = 650.0
-COST_GLOBAL = 1.1          # DIM(G): the global critic instead of the local one
-COST_OCCLUSION = 0.8       # the encoder runs again on the occluded input
-COST_COORDINATES = 1.3     # two 512-512 MLPs over the 64 locations
+REFERENCE_IMAGES_PER_S = 735.0  # DIM(L) in the full run of 2026-11-30: 50,000 images / 67.9 s
+COST_GLOBAL = 0.94         # DIM(G): the global critic instead of the local one
+COST_OCCLUSION = 0.36      # the encoder runs again on the occluded input
+COST_COORDINATES = 0.58    # two 512-512 MLPs over the 64 locations
 EVAL_SECONDS = dict(features=3.0, linear_y=5.0, linear_fc=15.0, linear_conv=50.0,
                     mlp_y=4.0, ms_ssim=35.0, ndm=4.0)
 
