@@ -333,6 +333,17 @@ def default_local_layer(input_shape: tuple[int, ...]) -> int:
     8) raised the linear probe from 96.0% to 97.7% (mean of 3 seeds, 36
     CPU-s each, ``benchmarks/bench_defaults.py`` protocol).
 
+    Parameters
+    ----------
+    input_shape : tuple of int
+        Spatial shape, ``(H, W)`` or ``(L,)``.
+
+    Returns
+    -------
+    block : int
+        Index (from 0) of the block of :func:`conv_plan` whose output is the
+        local map.
+
     Examples
     --------
     >>> from skdim.nn.encoders import default_local_layer
