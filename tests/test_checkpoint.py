@@ -165,6 +165,31 @@ def test_interrupted_fitted_estimator_keeps_its_model(monkeypatch, X):
     np.testing.assert_array_equal(est.transform(X), codes)
 
 
+def test_time_limited_fit_is_checkpointed_and_resumes(tmp_path, monkeypatch, X):
+    import skdim._estimator as estimator_module
+    from skdim.nn.callbacks import TimeLimit
+
+    # A clock that advances one second per reading: with 4 steps per epoch the
+    # limit of 6.5 s falls after the second step of the second epoch.
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(estimator_module, "TimeLimit",
+                        lambda seconds: TimeLimit(seconds, clock=lambda: float(next(ticks))))
+    params = dict(PARAMS, max_epochs=4)
+    cut = DeepInfoMax(**params, max_time=6.5, checkpoint_dir=tmp_path).fit(X)
+    monkeypatch.undo()
+    assert cut.n_iter_ == 2 and cut.history_[-1]["stopped"] is True
+    assert read_checkpoint(tmp_path)["trainer"]["epoch"] == 2
+    # The checkpoint holds the stopped model itself ...
+    reloaded = DeepInfoMax(**dict(params, max_epochs=2), checkpoint_dir=tmp_path).fit(X)
+    _assert_identical(reloaded, cut)
+    np.testing.assert_array_equal(reloaded.transform(X), cut.transform(X))
+    # ... and a fit without the limit trains the remaining epochs from it.
+    resumed = DeepInfoMax(**params, checkpoint_dir=tmp_path).fit(X)
+    assert resumed.n_iter_ == 4 and resumed.history_[:2] == cut.history_
+    assert "stopped" not in resumed.history_[-1]
+    assert np.isfinite(resumed.transform(X)).all()
+
+
 def test_resume_rejects_other_parameters_or_data(tmp_path, X):
     DeepInfoMax(**dict(PARAMS, max_epochs=1), checkpoint_dir=tmp_path).fit(X)
     with pytest.raises(ValueError, match=r"other parameters: learning_rate=0.001 \(now 0.0003\)"):
