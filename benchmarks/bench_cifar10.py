@@ -73,7 +73,7 @@ a core is taken (measured here at a load average of about 4: 445 against 168
 images/s, 512 units, bfloat16); measure both before a long CPU run.
 
     python benchmarks/bench_cifar10.py --n-train 500 --epochs 1 --n-test 1000 --probe-train 1000
-    python benchmarks/bench_cifar10.py --checkpoints-min 15 30 60 --mlp --threads 2 --out-dir RUN
+    python benchmarks/bench_cifar10.py --checkpoints-min 15 30 60 --mlp --threads 2 --critic-units 128 --learning-rate 1e-3 --out-dir RUN
     python benchmarks/bench_cifar10.py --profile --critic-units 512 --precision bfloat16
     python benchmarks/bench_cifar10.py PATH --device cuda --minutes 5 --batch-size 256 --mlp
 """
