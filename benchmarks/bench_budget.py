@@ -42,6 +42,10 @@ test images. Contenders:
 ``pca64``, ``untrained``
     PCA-64 of the pixels and the untrained skdim encoder (no budget; the
     horizontal lines of the figure).
+``--custom NAME=JSON``
+    More skdim contenders, ``DeepInfoMax(**JSON)`` (the defaults elsewhere),
+    run and plotted like ``defaults``: e.g. the options the study measured
+    against SimCLR, ``--custom 'cosine={"learning_rate_schedule": "cosine"}'``.
 
 Each (contender, budget, seed) is an independent run from scratch. Results
 are appended as JSON lines to ``OUT_DIR/bench_budget.jsonl``; a run skips
@@ -87,7 +91,7 @@ from sklearn.decomposition import PCA  # noqa: E402
 from torch import nn  # noqa: E402
 
 from _cifar import cifar10_path  # noqa: E402
-from bench_defaults import PROBE_TRAIN, budgeted, flat, probe  # noqa: E402
+from bench_defaults import PROBE_TRAIN, budgeted, flat, probe, settings_for  # noqa: E402
 from skdim import DeepInfoMax  # noqa: E402
 from skdim.nn.encoders import build_encoder  # noqa: E402
 
@@ -494,8 +498,8 @@ def run_trained(name, data, pixels, budget, seed, args, lightly_parts) -> dict:
     X_tr, y_tr, X_te, y_te = data
     start_cpu, start_wall = time.process_time(), time.perf_counter()
     extra = {}
-    if name in ("defaults", "best"):
-        setting = {} if name == "defaults" else dict(BEST)
+    if name in ("defaults", "best") or name in args.custom:
+        setting = {} if name == "defaults" else dict(BEST) if name == "best" else args.custom[name]
         dim, counter = budgeted(setting, budget, seed)
         dim.fit(X_tr)
         images = counter.images
@@ -559,11 +563,16 @@ def summarize(rows: list[dict]) -> dict:
             for name, per in out.items()}
 
 
+def _ordered(summary: dict) -> list[str]:
+    """The built-in contenders in their order, then the custom ones by name."""
+    return [n for n in CONTENDERS if n in summary] + sorted(set(summary) - set(CONTENDERS))
+
+
 def print_table(summary: dict) -> None:
     budgets = sorted({b for per in summary.values() for b in per if b is not None})
     print("\naccuracy % (CPU-s used) by budget; linear probe on the 64-d code")
     print(f"{'contender':10s} | " + " | ".join(f"{b:>15g}" for b in budgets))
-    for name in CONTENDERS:
+    for name in _ordered(summary):
         per = summary.get(name)
         if not per:
             continue
@@ -585,16 +594,20 @@ def plot(summary: dict, path: Path, n_train: int, n_test: int) -> bool:
     except ImportError:
         print("matplotlib is not installed: no figure (pip install matplotlib)")
         return False
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(9.6, 4.2))
     labels = {"defaults": "skdim, DeepInfoMax() defaults", "best": "skdim, 512-unit critic (BEST)",
               "paper": "paper's DIM(L), eager float32", "simclr": "SimCLR (lightly), same encoder",
-              "pca64": "PCA-64 of the pixels", "untrained": "untrained encoder"}
+              "pca64": "PCA-64 of the pixels", "untrained": "untrained encoder",
+              # The options measured against SimCLR (the docs' --custom commands).
+              "cosine": "skdim, learning_rate_schedule='cosine'",
+              "strong": "skdim, augment='strong'",
+              "xview_strong": "skdim, augment='strong', cross_view=True (AMDIM)"}
     budgets = sorted({b for per in summary.values() for b in per if b is not None})
-    for name in TRAINED:
+    for name in [n for n in _ordered(summary) if n not in BASELINES]:
         per = summary.get(name, {})
         points = sorted((v[1], 100 * v[0]) for b, v in per.items() if b is not None)
         if points:
-            ax.plot(*zip(*points), marker="o", label=labels[name])
+            ax.plot(*zip(*points), marker="o", label=labels.get(name, f"skdim, {name}"))
     for name, style in (("pca64", ":"), ("untrained", "--")):
         if None in summary.get(name, {}):
             ax.axhline(100 * summary[name][None][0], color="grey", linestyle=style,
@@ -608,7 +621,7 @@ def plot(summary: dict, path: Path, n_train: int, n_test: int) -> bool:
     ax.set_title(f"CIFAR-10, {n_train:,} train / {n_test:,} test, linear probe on the 64-d code",
                  fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -634,9 +647,17 @@ def parse_args(argv=None):
                         help="SimCLR batch (the learning rate scales with it)")
     parser.add_argument("--paper-units", type=int, default=PAPER["critic_units"],
                         help="critic units of the paper's DIM(L) (2048; smaller for quick tests)")
+    parser.add_argument("--custom", nargs="*", default=[], metavar="NAME=JSON",
+                        help="more skdim contenders: DeepInfoMax(**JSON), run with --contenders")
     args = parser.parse_args(argv)
     if any(b <= 0 for b in args.budgets):
         parser.error("budgets must be > 0")
+    args.custom = settings_for([], args.custom)
+    clash = set(args.custom) & set(CONTENDERS)
+    if clash:
+        parser.error(f"--custom names must differ from the built-in contenders: {sorted(clash)}")
+    if any(v is None for v in args.custom.values()):
+        parser.error("--custom needs NAME=JSON")
     return args
 
 
@@ -667,7 +688,8 @@ def main(argv=None) -> int:
         jobs = [(name, None, seed) for name in args.contenders if name in BASELINES
                 for seed in args.seeds]
         jobs += [(name, float(budget), seed) for budget in args.budgets
-                 for name in args.contenders if name in TRAINED for seed in args.seeds]
+                 for name in [*args.contenders, *args.custom] if name not in BASELINES
+                 for seed in args.seeds]
         with open(jsonl, "a") as log:
             for name, budget, seed in jobs:
                 label = f"{name:10s} " + ("no training " if budget is None else

@@ -181,8 +181,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     dim.add_argument("--precision", default="bfloat16", choices=("float32", "bfloat16", "tf32"))
     dim.add_argument("--batch-size", type=int, default=64)
     dim.add_argument("--learning-rate", type=float, default=1e-4)
-    dim.add_argument("--augment", action="store_true",
-                     help="random shifts by up to 4 pixels and left-right flips while training")
+    dim.add_argument("--augment", nargs="?", const="crop_flip", default=None,
+                     choices=("crop_flip", "strong"),
+                     help="augment while training: 'crop_flip' (the default when given alone: "
+                          "shifts by up to 4 pixels and flips) or 'strong' (resized crops, "
+                          "flips, intensity jitter, grayscale)")
+    dim.add_argument("--cross-view", action="store_true",
+                     help="AMDIM's objective: each view's code against the other view's local "
+                          "features (needs --augment)")
     dim.add_argument("--local-layer", type=int, default=None,
                      help="convolutional block whose output is the local map (default: the "
                           "encoder's, next-to-last for dcgan)")
@@ -315,7 +321,7 @@ def make_estimator(args, max_epochs: int, warm_start: bool = False) -> DeepInfoM
     return DeepInfoMax(
         encoder="dcgan", local_critic="dot", alpha=0.0, beta=1.0, gamma=args.gamma,
         mi_estimator=args.mi_estimator, critic_units=args.critic_units,
-        local_layer=args.local_layer, augment=args.augment,
+        local_layer=args.local_layer, augment=args.augment or False, cross_view=args.cross_view,
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         precision=args.precision, device=args.device, random_state=args.seed,
         max_epochs=max_epochs, warm_start=warm_start,
@@ -735,7 +741,8 @@ def dim_description(args) -> str:
             f"{args.critic_units} units, dcgan encoder"
             + (f" (local layer {args.local_layer})" if args.local_layer is not None else "")
             + f", batch {args.batch_size}, Adam lr {args.learning_rate:g} (constant), "
-            f"precision {args.precision}, augment {'on' if args.augment else 'off'}, "
+            f"precision {args.precision}, augment {args.augment or 'off'}"
+            + (", cross-view" if args.cross_view else "") + ", "
             f"seed {args.seed}")
 
 
@@ -882,7 +889,8 @@ def _main(args) -> int:
 
     title = (f"DIM(L) {args.mi_estimator}, {args.critic_units} units, batch {args.batch_size}, "
              f"lr {args.learning_rate:g}, {args.precision}"
-             + (", augment" if args.augment else "") + f" -- {len(X_dim)} CIFAR-10 images")
+             + (f", augment {args.augment}" if args.augment else "")
+             + (", cross-view" if args.cross_view else "") + f" -- {len(X_dim)} CIFAR-10 images")
     result = {"config": vars(args), "data": str(path), "title": title, "complete": False,
               "paper": PAPER_ROWS, "snapshots": []}
     if args.mlp:

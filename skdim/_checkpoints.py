@@ -45,10 +45,14 @@ def _describe(value) -> str:
 
 
 def params_fingerprint(estimator) -> dict[str, str]:
+    resumable = RESUMABLE_PARAMS
+    if getattr(estimator, "learning_rate_schedule", "constant") != "constant":
+        # The schedule's horizon: other max_epochs would bend the curve mid-run.
+        resumable = resumable - {"max_epochs"}
     return {
         k: _describe(v)
         for k, v in sorted(estimator.get_params(deep=False).items())
-        if k not in RESUMABLE_PARAMS
+        if k not in resumable
     }
 
 

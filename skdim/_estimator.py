@@ -29,6 +29,7 @@ from ._data import (
     warn_if_flat_images,
 )
 from ._runtime import resolve_device, seed_from
+from .nn.augment import AUGMENTATIONS
 from .nn.bounds import MI_ESTIMATORS
 from .nn.callbacks import EpochLogger, ProgressBar, TimeLimit, WarnOnExplodingLoss
 from .nn.crops import CROPS_ENCODER
@@ -37,6 +38,7 @@ from .nn.encoders import ENCODERS
 from .nn.objective import LOCAL_CRITICS, PRECISIONS, DIMConfig
 from .nn.priors import PRIORS
 from .nn.runtime import resolve_precision
+from .nn.schedules import LR_SCHEDULES, LearningRateSchedule
 
 OUTPUT_LAYERS = ("y", "fc", "conv")
 
@@ -133,11 +135,27 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         ``"crops"``, and ``"crops"`` (or a custom encoder with a
         ``summarize(local_map)`` method) is the only one accepted. Logged as
         ``"multiple_globals_mi"``.
-    augment : bool, default=False
-        Randomly shift each training image by up to ``side // 8`` pixels
-        (zero-pad and crop back to the same size) and flip images
-        left-right with probability 1/2 during fit (the paper's STL-10
-        setting; signals are only shifted). Seeded by ``random_state``.
+    augment : bool or {"crop_flip", "strong"}, default=False
+        Augment each training batch (seeded by ``random_state``; never at
+        :meth:`transform`). ``True`` or ``"crop_flip"``: shift each image by
+        up to ``side // 8`` pixels (zero-pad and crop back to the same size)
+        and flip it left-right with probability 1/2 (the paper's STL-10
+        setting; signals are only shifted). ``"strong"``: a random crop of
+        20-100% of the area resized back to the input size, flips, and
+        random brightness, contrast, saturation and grayscale (the
+        augmentations of AMDIM and SimCLR, applied to the standardised
+        input; see :mod:`skdim.nn.augment`).
+    cross_view : bool, default=False
+        AMDIM's objective (Bachman et al., 2019) instead of scoring a code
+        against its own input's features: every step draws two augmented
+        views of each input (``augment`` must be on) and scores the code of
+        each view against the local (and, with ``alpha``, global) features
+        of the other view, averaging both directions. The codes must then
+        carry what the views share rather than what one augmentation
+        leaves. A step encodes both views (twice the encoder's cost); the
+        prior matches the codes of both. Works with the local, global and
+        prior terms only (not with ``occlusion``, the coordinate terms or
+        ``multiple_globals``).
     batch_size : int, default=64
         Mini-batch size; also the number of images the negatives come from.
     max_epochs : int, default=20
@@ -145,6 +163,19 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     learning_rate : float, default=1e-3
         Adam learning rate (betas ``(0.5, 0.999)`` as in the official release,
         which uses 1e-4).
+    learning_rate_schedule : {"constant", "cosine"}, default="constant"
+        ``"constant"`` trains at ``learning_rate`` throughout (the paper).
+        ``"cosine"`` warms up linearly over the first 2% of the run, then
+        anneals the rate of both optimizers to zero along a half cosine
+        (:mod:`skdim.nn.schedules`). The run ends at ``max_epochs`` (counted
+        from the start of this fit under ``warm_start``), at ``max_time``, or
+        when a callback with a ``progress()`` method (a
+        :class:`~skdim.nn.callbacks.TimeLimit`, e.g. on CPU time) runs out:
+        the cosine follows whichever comes first, so a time-limited fit
+        also ends annealed. A resumed checkpoint continues the same curve
+        (``max_epochs`` must then be that of the checkpointed run; a
+        time limit restarts with the resumed fit). :meth:`partial_fit` has no
+        horizon and always uses the constant rate.
     device : str, default="auto"
         ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA if available).
     precision : {"float32", "bfloat16", "tf32", "auto"}, default="auto"
@@ -323,10 +354,12 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         "coordinate_weight": [Interval(Real, 0, np.inf, closed="left")],
         "relative_coordinate_weight": [Interval(Real, 0, np.inf, closed="left")],
         "multiple_globals": ["boolean"],
-        "augment": ["boolean"],
+        "augment": ["boolean", StrOptions(set(AUGMENTATIONS))],
+        "cross_view": ["boolean"],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "max_epochs": [Interval(Integral, 0, None, closed="left")],
         "learning_rate": [Interval(Real, 0, np.inf, closed="neither")],
+        "learning_rate_schedule": [StrOptions(set(LR_SCHEDULES))],
         "device": [str, torch.device],
         "precision": [StrOptions(set(PRECISIONS) | {"auto"})],
         "compile": ["boolean"],
@@ -362,9 +395,11 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         relative_coordinate_weight=0.0,
         multiple_globals=False,
         augment=False,
+        cross_view=False,
         batch_size=64,
         max_epochs=20,
         learning_rate=1e-3,
+        learning_rate_schedule="constant",
         device="auto",
         precision="auto",
         compile=False,
@@ -396,9 +431,11 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.relative_coordinate_weight = relative_coordinate_weight
         self.multiple_globals = multiple_globals
         self.augment = augment
+        self.cross_view = cross_view
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
         self.device = device
         self.precision = precision
         self.compile = compile
@@ -430,7 +467,9 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             precision=resolve_precision(self.precision, device), occlusion=bool(self.occlusion),
             coordinate_weight=float(self.coordinate_weight),
             relative_coordinate_weight=float(self.relative_coordinate_weight),
-            multiple_globals=bool(self.multiple_globals), augment=bool(self.augment),
+            multiple_globals=bool(self.multiple_globals),
+            augment=self.augment if isinstance(self.augment, str) else bool(self.augment),
+            cross_view=bool(self.cross_view),
         )
 
     # --------------------------------------------------------------- fitting
@@ -515,7 +554,7 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 batches = ArrayBatches(X, layout, *stats, batch_size=int(self.batch_size),
                                        generator=trainer.generator, shuffle=bool(self.shuffle),
                                        num_workers=int(self.num_workers))
-                callbacks = self._callbacks(store, stats, started)
+                callbacks = self._callbacks(store, stats, started, incremental, continuing)
                 trainer.to(device).fit(batches, epochs, callbacks, stream=incremental)
         except KeyboardInterrupt:
             warnings.warn(
@@ -569,17 +608,27 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 "change its architecture."
             )
 
-    def _callbacks(self, store, stats, started: float) -> list:
+    def _callbacks(self, store, stats, started: float, incremental: bool, continuing: bool) -> list:
         callbacks = [WarnOnExplodingLoss(category=ConvergenceWarning)]
         if self.verbose:
             callbacks.append(ProgressBar(name="DeepInfoMax") if self.verbose == 1
                              else EpochLogger(name="DeepInfoMax"))
+        limits = []
         if self.max_time is not None:
             left = self.max_time - (time.monotonic() - started)
-            callbacks.append(TimeLimit(max(left, 1e-9)))
+            limits.append(TimeLimit(max(left, 1e-9)))
+        callbacks += limits
         if store is not None:
             callbacks.append(store.callback(stats))
-        return callbacks + list(self.callbacks or ())
+        callbacks += list(self.callbacks or ())
+        if self.learning_rate_schedule == "cosine" and not incremental and self.max_epochs > 0:
+            # Last, so that every limit has started; user callbacks with a
+            # progress() (a TimeLimit on CPU time) are horizons too. A fresh
+            # or resumed run began at epoch 0, a warm start at this fit.
+            limits += [c for c in self.callbacks or () if callable(getattr(c, "progress", None))]
+            callbacks.append(LearningRateSchedule(int(self.max_epochs), limits=limits,
+                                                  start_epoch=None if continuing else 0))
+        return callbacks
 
     # ------------------------------------------------------------- inference
     def preprocess(self, X) -> torch.Tensor:

@@ -585,6 +585,28 @@ def test_bench_budget_every_contender_prints_a_row(tmp_path, capsys):
     assert "paper" in table and "untrained" in table and png.stat().st_size > 0
 
 
+def test_bench_budget_custom_contenders_run_and_plot_beside_the_others(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    bench = _load("bench_budget")
+    out_dir = tmp_path / "out"
+    args = ["--data", str(_budget_npz(tmp_path)), "--n-train", "256", "--n-test", "64",
+            "--budgets", "1", "--threads", "1", "--contenders", "pca64", "--out-dir", str(out_dir),
+            "--custom", 'xview={"augment": "strong", "cross_view": true, "critic_units": 16}']
+    assert bench.main(args) == 0
+    rows = [json.loads(line) for line in (out_dir / "bench_budget.jsonl").read_text().splitlines()]
+    (row,) = [r for r in rows if r["contender"] == "xview"]
+    assert row["setting"] == {"augment": "strong", "cross_view": True, "critic_units": 16}
+    assert row["budget"] == 1.0 and row["images"] > 0 and 0.0 <= row["acc"] <= 1.0
+    table = capsys.readouterr().out.split("accuracy % (CPU-s used)")[-1]
+    (line,) = [line for line in table.splitlines() if line.startswith("xview ")]
+    assert f"{100 * row['acc']:6.2f}" in line
+    assert (out_dir / "bench_budget.png").stat().st_size > 0
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--custom", 'simclr={"augment": true}'])  # a built-in name
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--custom", "bare"])
+
+
 def test_bench_budget_simclr_augmentations():
     torch = pytest.importorskip("torch")
     F = torch.nn.functional

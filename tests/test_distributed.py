@@ -148,7 +148,34 @@ def _task_primitives(rank: int, out: Path) -> dict:
     finally:
         d.all_gather_with_grad = real
     result["no_gather_history"] = est.history_
+    result["time_limited"] = _time_limited_cosine(rank, X)
     return result
+
+
+def _time_limited_cosine(rank: int, X) -> dict:
+    """A CPU-time limit and cosine schedule whose clocks differ between processes.
+
+    Each process's fake clock advances once per step, rank 1's twice as
+    fast: alone, rank 1 would stop after 5 steps and rank 0 after 10.
+    """
+    from skdim.nn.callbacks import Callback, TimeLimit
+
+    now = [0.0]
+
+    class Tick(Callback):
+        def __init__(self):
+            self.steps, self.rates = 0, []
+
+        def on_batch_end(self, trainer, logs):
+            now[0] += rank + 1.0
+            self.steps = trainer.step
+            self.rates.append(trainer.optimizer.param_groups[0]["lr"])
+
+    tick = Tick()
+    limit = TimeLimit(10.0, clock=lambda: now[0])
+    est = DeepInfoMax(**dict(BASE, max_epochs=100, learning_rate_schedule="cosine"),
+                      callbacks=[tick, limit]).fit(X)
+    return {"steps": tick.steps, "rates": tick.rates, "weights": _weights(est)}
 
 
 def _task_death(rank: int, out: Path, hang: bool = False) -> dict:
@@ -440,6 +467,17 @@ def test_gathered_negatives_matter(two_processes):
     gap = max(abs(a["loss"] - b["loss"])
               for a, b in zip(single.history_, results[0]["no_gather_history"]))
     assert gap > 10 * TRAJECTORY_ATOL, gap
+
+
+def test_time_limits_and_schedules_agree_across_processes(two_processes):
+    # All processes stop at the first clock that runs out (rank 1's, after 5
+    # steps) and anneal with the same rates, so the replicas stay identical.
+    results, _ = two_processes
+    first, second = results[0]["time_limited"], results[1]["time_limited"]
+    assert first["steps"] == second["steps"] == 5
+    assert first["rates"] == second["rates"] and first["rates"][-1] < first["rates"][1]
+    for key, value in first["weights"].items():
+        assert torch.equal(value, second["weights"][key]), key
 
 
 def test_rank0_estimator_is_picklable_and_ranks_agree_with_prior(two_processes):

@@ -62,6 +62,8 @@ EXTENSION_CASES = {
     "relative_coordinate": (dict(relative_coordinate_weight=0.5), ["relative_coordinate"]),
     "multiple_globals": (dict(multiple_globals=True), ["multiple_globals_mi"]),
     "augment": (dict(augment=True), []),
+    "augment_strong": (dict(augment="strong"), []),
+    "cross_view": (dict(augment=True, cross_view=True, alpha=0.5), ["global_mi"]),
 }
 
 
@@ -112,6 +114,9 @@ def test_parameters_are_sklearn_parameters():
         (dict(multiple_globals=True, beta=0.0, alpha=1.0), "beta must be > 0"),
         (dict(encoder="crops", local_layer=1), "local_layer must be None"),
         (dict(encoder="cropz"), "'encoder' parameter of DeepInfoMax must be a str among"),
+        (dict(augment="heavy"), "'augment' parameter of DeepInfoMax must be .* a str among"),
+        (dict(cross_view=True), "cross_view=True .* needs augment"),
+        (dict(cross_view=True, augment=True, occlusion=True), "turn off occlusion"),
     ],
 )
 def test_invalid_parameters(digits, params, match):
@@ -277,3 +282,41 @@ def test_augment_happens_before_encoding():
     (seen,) = spy.inputs
     assert seen.shape == x.shape and not torch.equal(seen, x)
     torch.testing.assert_close(seen, augment_batch(x, _g(0)))
+
+
+def test_cross_view_scores_each_view_code_against_the_other_views_features():
+    objective, spy = _objective(_conv_encoder(), (16, 16), use_global=True)
+    x = torch.randn(12, 1, 16, 16, generator=_g(4))  # 6 inputs, two views each
+    config = DIMConfig(augment=True, cross_view=True, alpha=1.0, mi_estimator="infonce")
+    code, terms = objective(x, config, _g(0))
+    assert len(spy.inputs) == 1 and torch.equal(spy.inputs[0], x)  # one joint pass
+    out = objective.encoder.inner(x)
+    torch.testing.assert_close(code, out.y)  # all 2B codes, for the prior
+    y1, y2 = out.y.chunk(2)
+    for name, critic, feats in (("local_mi", objective.local_critic, out.local),
+                                ("global_mi", objective.global_critic, out.conv)):
+        f1, f2 = feats.chunk(2)
+        expected = 0.5 * (mi_lower_bound(*critic(f2, y1), "infonce")
+                          + mi_lower_bound(*critic(f1, y2), "infonce"))
+        torch.testing.assert_close(terms[name], expected)
+    with pytest.raises(ValueError, match="two views per input"):
+        objective(x[:5], config, _g(0))
+
+
+@pytest.mark.parametrize("kind", [True, "strong"])
+def test_cross_view_step_encodes_two_independent_views(kind):
+    objective, spy = _objective(_conv_encoder(), (16, 16))
+    x = torch.randn(6, 1, 16, 16, generator=_g(8))
+    trainer = DIMTrainer(objective, None, DIMConfig(augment=kind, cross_view=True, gamma=0.0),
+                         learning_rate=1e-2)
+    trainer.train_step(x, _g(0))
+    (seen,) = spy.inputs
+    assert seen.shape == (12, 1, 16, 16)
+    gen = _g(0)
+    name = "crop_flip" if kind is True else kind
+    first, second = augment_batch(x, gen, name), augment_batch(x, gen, name)
+    torch.testing.assert_close(seen[:6], first)
+    torch.testing.assert_close(seen[6:], second)
+    assert not torch.allclose(first, second)
+    assert trainer.samples == 6  # inputs seen, not views
+

@@ -7,7 +7,8 @@ imports nothing from scikit-learn or from skdim's estimator modules:
   loop: encoder, critics, prior discriminator, optimizers, generator,
   counters, history; ``state_dict()`` / ``load_state_dict()``;
   ``fit(batches, epochs, callbacks=...)`` over any iterable of tensors.
-* :mod:`skdim.nn.callbacks` -- progress, time limits, checkpoints, rollback.
+* :mod:`skdim.nn.callbacks` -- progress, time limits, checkpoints, rollback;
+  :mod:`skdim.nn.schedules` -- a warm-up and cosine learning-rate schedule.
 * :mod:`skdim.nn.objective` -- :class:`DIMConfig`, :class:`DIMObjective`,
   :func:`build_model`: the loss terms of paper eq. 8 for one batch.
 * Building blocks: :mod:`~skdim.nn.encoders`, :mod:`~skdim.nn.critics`,

@@ -44,6 +44,7 @@ import warnings
 from typing import Callable
 
 from .checkpoint import FORMAT_VERSION, directory_lock, remove_orphans, write_checkpoint
+from .distributed import max_over_ranks
 
 __all__ = ["Callback", "ProgressBar", "EpochLogger", "TimeLimit", "Checkpoint",
            "RollbackOnError", "WarnOnExplodingLoss"]
@@ -244,8 +245,21 @@ class TimeLimit(Callback):
         self._deadline = self.clock() + self.seconds
         self._first_step = trainer.step
 
+    def progress(self) -> float:
+        """Fraction of the limit used in the current fit (0 before it starts).
+
+        A learning-rate schedule (:mod:`skdim.nn.schedules`) uses it as its
+        horizon.
+        """
+        deadline = getattr(self, "_deadline", None)
+        if deadline is None:
+            return 0.0
+        return 1.0 - (deadline - self.clock()) / self.seconds
+
     def _check(self, trainer) -> None:
-        if trainer.step > self._first_step and self.clock() >= self._deadline:
+        # Under torch.distributed all processes stop together, at the first
+        # one whose clock ran out.
+        if trainer.step > self._first_step and max_over_ranks(self.progress()) >= 1.0:
             trainer.stop_training = True
 
     def on_epoch_begin(self, trainer) -> None:

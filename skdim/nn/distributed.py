@@ -53,6 +53,7 @@ __all__ = [
     "shard_positions",
     "distributed_training",
     "mean_over_ranks",
+    "max_over_ranks",
     "broadcast_object",
     "training_device",
     "collective_device",
@@ -277,6 +278,27 @@ def broadcast_object(obj):
     with _guard("broadcast"):
         dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def max_over_ranks(value: float) -> float:
+    """The largest of the processes' ``value``: one decision every process shares.
+
+    Time limits and time-based learning-rate schedules read each process's
+    own clock; without agreement one process would stop (or step with
+    another rate) while the others go on.
+
+    Examples
+    --------
+    >>> from skdim.nn.distributed import max_over_ranks
+    >>> max_over_ranks(0.25)  # one process: unchanged
+    0.25
+    """
+    if not is_distributed():
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64, device=collective_device())
+    with _guard("all_reduce of a time limit"):
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
 
 
 def mean_over_ranks(stats: dict[str, float]) -> dict[str, float]:

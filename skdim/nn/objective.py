@@ -32,6 +32,7 @@ from typing import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
+from .augment import AUGMENTATIONS
 from .bounds import MI_ESTIMATORS, mi_lower_bound, subsample_negatives
 from .coordinates import (
     CoordinatePredictor,
@@ -69,8 +70,12 @@ class DIMConfig:
     The extension fields: ``occlusion`` (global code from an occluded
     input), ``coordinate_weight`` / ``relative_coordinate_weight`` (weights
     of the coordinate cross-entropies, added to the loss),
-    ``multiple_globals`` (3x3-block codes, their MI weighted by ``beta``) and
-    ``augment`` (random shift-crops and flips of each batch). The modules
+    ``multiple_globals`` (3x3-block codes, their MI weighted by ``beta``),
+    ``augment`` (``True`` or ``"crop_flip"``: random shift-crops and flips of
+    each batch; ``"strong"``: resized crops and intensity jitter, see
+    :mod:`skdim.nn.augment`) and ``cross_view`` (AMDIM's cross-view
+    objective: the code of one augmented view of each input against the
+    features of another; needs ``augment``). The modules
     that coordinates and multiple globals train must exist in the
     :class:`DIMObjective` (its ``coordinates``, ``relative_coordinates`` and
     ``multiple_globals`` arguments).
@@ -100,7 +105,9 @@ class DIMConfig:
     coordinate_weight: float = 0.0
     relative_coordinate_weight: float = 0.0
     multiple_globals: bool = False
-    augment: bool = False
+    augment: bool | str = False
+    # Beyond the paper: AMDIM's views (Bachman et al. 2019).
+    cross_view: bool = False
 
     def __post_init__(self) -> None:
         for name in ("alpha", "beta", "gamma", "coordinate_weight", "relative_coordinate_weight"):
@@ -113,6 +120,25 @@ class DIMConfig:
             raise ValueError(f"prior must be one of {PRIORS}; got {self.prior!r}.")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}; got {self.precision!r}.")
+        if not isinstance(self.augment, bool) and self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be a bool or one of {AUGMENTATIONS}; got {self.augment!r}.")
+        if self.cross_view:
+            if not self.augment:
+                raise ValueError("cross_view=True scores two augmented views of each input "
+                                 "against each other; it needs augment (True, 'crop_flip' or "
+                                 "'strong').")
+            clash = [n for n in ("occlusion", "coordinate_weight", "relative_coordinate_weight",
+                                 "multiple_globals") if getattr(self, n)]
+            if clash:
+                raise ValueError(f"cross_view=True works with the local, global and prior terms "
+                                 f"only; turn off {', '.join(clash)}.")
+
+    @property
+    def augmentation(self) -> str | None:
+        """The :func:`~skdim.nn.augment.augment_batch` kind, or None without augmentation."""
+        if not self.augment:
+            return None
+        return "crop_flip" if self.augment is True else self.augment
 
     def to_dict(self) -> dict:
         """Plain values, for a ``state_dict``."""
@@ -214,7 +240,16 @@ class DIMObjective(nn.Module):
         ``"global_mi"`` and ``"multiple_globals_mi"`` (nats, greater is
         better) and the coordinate cross-entropies ``"coordinate"`` and
         ``"relative_coordinate"`` (nats, lower is better) that are active.
+
+        With ``config.cross_view``, ``x`` holds two views of ``B`` inputs,
+        ``(2B, ...)``: first views, then second views in the same order. Both
+        are encoded in one pass; each view's code is scored against the other
+        view's features (negatives: the other inputs' features of that view)
+        and the term is the mean of the two bounds; ``code`` holds all ``2B``
+        codes.
         """
+        if config.cross_view:
+            return self._cross_view(x, config, generator)
         out = self.encoder(x)
         glob = out.y
         if config.occlusion:
@@ -240,6 +275,23 @@ class DIMObjective(nn.Module):
             n_locations = math.prod(out.local.shape[2:])
             source = sample_sources(x.shape[0], n_locations, generator, x.device)
             terms["relative_coordinate"] = relative_coordinate_loss(predictor, out.local, glob, source)
+        return out.y, terms
+
+    def _cross_view(self, x: Tensor, config: DIMConfig, generator) -> tuple[Tensor, dict[str, Tensor]]:
+        if x.shape[0] % 2:
+            raise ValueError(f"cross_view needs a batch of two views per input; got {x.shape[0]} rows.")
+        out = self.encoder(x)
+        first, second = out.y.chunk(2)
+        terms: dict[str, Tensor] = {}
+        for name, critic, features in (
+            ("local_mi", self.local_critic, out.local),
+            ("global_mi", self.global_critic, out.conv),
+        ):
+            if critic is None:
+                continue
+            f1, f2 = features.chunk(2)
+            terms[name] = 0.5 * (self._bound(critic, f2, first, config, generator)
+                                 + self._bound(critic, f1, second, config, generator))
         return out.y, terms
 
     @staticmethod

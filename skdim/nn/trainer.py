@@ -282,6 +282,11 @@ class DIMTrainer:
         """The encoder being trained (part of :attr:`objective`)."""
         return self.objective.encoder
 
+    @property
+    def epoch_step(self) -> int:
+        """Steps taken in the epoch under way (the last one's count between epochs)."""
+        return self._epoch_step
+
     def set_learning_rate(self, learning_rate: float) -> None:
         """Use ``learning_rate`` from the next step on (Adam's moments are kept)."""
         self.learning_rate = float(learning_rate)
@@ -424,7 +429,8 @@ class DIMTrainer:
         discriminator learns to tell prior samples from (detached) codes,
         then the encoder is updated to fool the frozen discriminator. With
         ``config.augment`` the batch is first randomly shift-cropped and
-        flipped (:func:`skdim.nn.augment.augment_batch`), on its device.
+        flipped (:func:`skdim.nn.augment.augment_batch`), on its device;
+        with ``config.cross_view`` two views of it are drawn and stacked.
 
         Returns
         -------
@@ -445,8 +451,12 @@ class DIMTrainer:
             if module is not None and not module.training:
                 module.train()
         x = x.to(device, non_blocking=True)
-        if config.augment:
-            x = augment_batch(x, generator)
+        n_inputs = int(x.shape[0])
+        kind = config.augmentation
+        if config.cross_view:
+            x = torch.cat([augment_batch(x, generator, kind), augment_batch(x, generator, kind)])
+        elif kind is not None:
+            x = augment_batch(x, generator, kind)
         if x.dim() == 4:
             # oneDNN (CPU) and cuDNN run NHWC convolutions faster, and the local
             # critic wants its map channels-last anyway (benchmarks/bench_fit.py).
@@ -493,7 +503,7 @@ class DIMTrainer:
         loss.backward()
         self.optimizer.step()
         self.step += 1
-        self.samples += int(x.shape[0])
+        self.samples += n_inputs
         self._epoch_step += 1
         return {k: v.detach() for k, v in terms.items()}
 
