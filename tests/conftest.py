@@ -47,3 +47,24 @@ def digits_images() -> np.ndarray:
 def digits_xy():
     """Digits as flat rows ``(n, 64)`` and labels."""
     return load_digits(return_X_y=True)
+
+
+@pytest.fixture
+def interrupt_at(monkeypatch):
+    """``interrupt_at(epoch, step)``: Ctrl-C arrives at that step of that epoch (0-based).
+
+    ``monkeypatch.undo()`` disarms it.
+    """
+    from skdim.nn.trainer import DIMTrainer
+
+    real = DIMTrainer.train_step
+
+    def arm(epoch: int, step: int) -> None:
+        def train_step(self, x, generator=None):
+            if self.epoch == epoch and self.epoch_step == step:
+                raise KeyboardInterrupt
+            return real(self, x, generator)
+
+        monkeypatch.setattr(DIMTrainer, "train_step", train_step)
+
+    return arm

@@ -54,18 +54,6 @@ def _assert_identical(a, b):
         assert torch.equal(wa[k], wb[k]), k
 
 
-def _interrupt_at(monkeypatch, epoch: int, step: int):
-    """Make Ctrl-C arrive at ``step`` of ``epoch`` (0-based), mid-epoch."""
-    real = DIMTrainer.train_step
-
-    def train_step(self, x, generator=None):
-        if self.epoch == epoch and self._epoch_step == step:
-            raise KeyboardInterrupt
-        return real(self, x, generator)
-
-    monkeypatch.setattr(DIMTrainer, "train_step", train_step)
-
-
 # ----------------------------------------------------------------- atomic writes
 
 
@@ -127,10 +115,10 @@ def test_corrupt_or_foreign_checkpoint(tmp_path):
 # ----------------------------------------------------------------- the estimator
 
 
-def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, X):
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, interrupt_at, X):
     uninterrupted = DeepInfoMax(**PARAMS).fit(X)
 
-    _interrupt_at(monkeypatch, epoch=2, step=2)
+    interrupt_at(epoch=2, step=2)
     first = DeepInfoMax(**PARAMS, checkpoint_dir=tmp_path)
     with pytest.warns(UserWarning, match=r"interrupted.*left as it was.*completed epochs are in "
                                          r"checkpoint_dir"):
@@ -153,10 +141,10 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, X):
                                   uninterrupted.transform(X))
 
 
-def test_interrupted_fitted_estimator_keeps_its_model(monkeypatch, X):
+def test_interrupted_fitted_estimator_keeps_its_model(monkeypatch, interrupt_at, X):
     est = DeepInfoMax(**PARAMS).fit(X)
     codes = est.transform(X)
-    _interrupt_at(monkeypatch, epoch=0, step=1)
+    interrupt_at(epoch=0, step=1)
     with pytest.warns(UserWarning, match="Set checkpoint_dir to keep completed epochs"):
         with pytest.raises(KeyboardInterrupt):
             est.fit(X)

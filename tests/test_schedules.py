@@ -137,20 +137,9 @@ def test_wall_time_limit_of_the_estimator_is_the_horizon(X, monkeypatch):
     assert len(record.main) < 20 and record.main[-1] < 0.2e-3
 
 
-def _interrupt_at(monkeypatch, epoch: int, step: int):
-    real = DIMTrainer.train_step
-
-    def train_step(self, x, generator=None):
-        if self.epoch == epoch and self.epoch_step == step:
-            raise KeyboardInterrupt
-        return real(self, x, generator)
-
-    monkeypatch.setattr(DIMTrainer, "train_step", train_step)
-
-
-def test_resumed_cosine_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, X):
+def test_resumed_cosine_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, interrupt_at, X):
     uninterrupted = DeepInfoMax(**PARAMS).fit(X)
-    _interrupt_at(monkeypatch, epoch=2, step=1)
+    interrupt_at(epoch=2, step=1)
     with pytest.warns(UserWarning, match="interrupted"), pytest.raises(KeyboardInterrupt):
         DeepInfoMax(**PARAMS, checkpoint_dir=tmp_path).fit(X)
     monkeypatch.undo()

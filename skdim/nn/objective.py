@@ -257,14 +257,10 @@ class DIMObjective(nn.Module):
             mask = occlusion_mask(x.shape[0], x.shape[2:], generator, device=x.device)
             with frozen_batchnorm_stats(self.encoder):
                 glob = self.encoder(occlude(x, mask)).y
-        terms: dict[str, Tensor] = {}
-        for name, critic, features in (
-            ("local_mi", self.local_critic, out.local),
-            ("global_mi", self.global_critic, out.conv),
-        ):
-            if critic is None:
-                continue
-            terms[name] = self._bound(critic, features, glob, config, generator)
+        terms: dict[str, Tensor] = {
+            name: self._bound(critic, features, glob, config, generator)
+            for name, critic, features in self._mi_terms(out)
+        }
         if config.multiple_globals:
             terms["multiple_globals_mi"] = self._multiple_globals(out, config, generator)
         if config.coordinate_weight > 0:
@@ -283,16 +279,18 @@ class DIMObjective(nn.Module):
         out = self.encoder(x)
         first, second = out.y.chunk(2)
         terms: dict[str, Tensor] = {}
-        for name, critic, features in (
-            ("local_mi", self.local_critic, out.local),
-            ("global_mi", self.global_critic, out.conv),
-        ):
-            if critic is None:
-                continue
+        for name, critic, features in self._mi_terms(out):
             f1, f2 = features.chunk(2)
             terms[name] = 0.5 * (self._bound(critic, f2, first, config, generator)
                                  + self._bound(critic, f1, second, config, generator))
         return out.y, terms
+
+    def _mi_terms(self, out: EncoderOutput) -> list[tuple[str, nn.Module, Tensor]]:
+        """``(term, critic, features)`` of the local and global MI terms that are built."""
+        return [(name, critic, features) for name, critic, features in (
+            ("local_mi", self.local_critic, out.local),
+            ("global_mi", self.global_critic, out.conv),
+        ) if critic is not None]
 
     @staticmethod
     def _bound(critic, features, code, config, generator) -> Tensor:
