@@ -553,12 +553,13 @@ def read_rows(path: Path, n_train: int, n_test: int) -> list[dict]:
 
 
 def summarize(rows: list[dict]) -> dict:
-    """``{contender: {budget: (mean acc, mean CPU-s, n)}}``, the last row of each key winning."""
-    last = {_key(r): r for r in rows}
+    """``{contender: {budget: (mean acc, mean CPU-s, accs by seed)}}``, the last row of each key winning."""
+    last = {_key(r): r for r in sorted(rows, key=lambda r: r["seed"])}
     out: dict = {}
     for (name, budget, _, _, _), r in last.items():
         out.setdefault(name, {}).setdefault(budget, []).append((r["acc"], r["cpu_s"]))
-    return {name: {b: (float(np.mean([a for a, _ in v])), float(np.mean([c for _, c in v])), len(v))
+    return {name: {b: (float(np.mean([a for a, _ in v])), float(np.mean([c for _, c in v])),
+                       tuple(a for a, _ in v))
                    for b, v in per.items()}
             for name, per in out.items()}
 
@@ -570,19 +571,25 @@ def _ordered(summary: dict) -> list[str]:
 
 def print_table(summary: dict) -> None:
     budgets = sorted({b for per in summary.values() for b in per if b is not None})
-    print("\naccuracy % (CPU-s used) by budget; linear probe on the 64-d code")
-    print(f"{'contender':10s} | " + " | ".join(f"{b:>15g}" for b in budgets))
+    width = max(len(name) for name in ["contender", *summary])
+    print("\naccuracy % (CPU-s used) by budget, mean over seeds; linear probe on the 64-d code")
+    print(f"{'contender':{width}s} | " + " | ".join(f"{b:>15g}" for b in budgets))
     for name in _ordered(summary):
         per = summary.get(name)
         if not per:
             continue
         if None in per:
             acc, cpu, _ = per[None]
-            print(f"{name:10s} | {100 * acc:6.2f} at any budget (no training)")
+            print(f"{name:{width}s} | {100 * acc:6.2f} at any budget (no training)")
             continue
         cells = [f"{100 * per[b][0]:6.2f} ({per[b][1]:6.0f})" if b in per else f"{'-':>15}"
                  for b in budgets]
-        print(f"{name:10s} | " + " | ".join(cells))
+        print(f"{name:{width}s} | " + " | ".join(cells))
+    several = [(name, b, accs) for name in _ordered(summary) for b, (_, _, accs) in
+               sorted(summary[name].items(), key=lambda kv: kv[0] or 0) if len(accs) > 1]
+    for name, b, accs in several:
+        print(f"  {name} at {'any budget' if b is None else f'{b:g}'}: mean of {len(accs)} seeds, "
+              + " / ".join(f"{100 * a:.2f}" for a in accs) + " by seed")
 
 
 def plot(summary: dict, path: Path, n_train: int, n_test: int) -> bool:
@@ -605,9 +612,13 @@ def plot(summary: dict, path: Path, n_train: int, n_test: int) -> bool:
     budgets = sorted({b for per in summary.values() for b in per if b is not None})
     for name in [n for n in _ordered(summary) if n not in BASELINES]:
         per = summary.get(name, {})
-        points = sorted((v[1], 100 * v[0]) for b, v in per.items() if b is not None)
+        points = sorted((v[1], 100 * v[0], 100 * min(v[2]), 100 * max(v[2]))
+                        for b, v in per.items() if b is not None)
         if points:
-            ax.plot(*zip(*points), marker="o", label=labels.get(name, f"skdim, {name}"))
+            cpu, acc, low, high = map(np.array, zip(*points))
+            # Where there are several seeds the bar spans the lowest to highest.
+            ax.errorbar(cpu, acc, yerr=[acc - low, high - acc], marker="o", capsize=3,
+                        label=labels.get(name, f"skdim, {name}"))
     for name, style in (("pca64", ":"), ("untrained", "--")):
         if None in summary.get(name, {}):
             ax.axhline(100 * summary[name][None][0], color="grey", linestyle=style,

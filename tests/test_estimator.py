@@ -805,7 +805,11 @@ def test_concurrent_transform_equals_sequential_and_changes_nothing(digits):
 def test_fits_in_threads_equal_sequential_fits(digits):
     from concurrent.futures import ThreadPoolExecutor
 
-    params = [dict(random_state=0), dict(random_state=1), dict(random_state=2, gamma=0.5)]
+    # The last one draws augmentations (two views per input) and anneals the
+    # rate: per-fit generators and schedules, nothing shared between threads.
+    params = [dict(random_state=0), dict(random_state=1), dict(random_state=2, gamma=0.5),
+              dict(random_state=3, augment="strong", cross_view=True,
+                   learning_rate_schedule="cosine")]
 
     def run(p):
         est = small(max_epochs=2, **p).fit(digits)
@@ -816,7 +820,7 @@ def test_fits_in_threads_equal_sequential_fits(digits):
     np.random.seed(7)
     torch_state, np_state = torch.get_rng_state(), np.random.get_state()
     for _ in range(2):
-        with ThreadPoolExecutor(max_workers=3) as pool:
+        with ThreadPoolExecutor(max_workers=len(params)) as pool:
             threaded = list(pool.map(run, params))
         for got, want in zip(threaded, sequential):
             np.testing.assert_array_equal(got, want)
@@ -951,11 +955,14 @@ def test_huge_inputs_train_like_the_original_scale(digits):
 @pytest.mark.parametrize("transform", [
     lambda X: X * 1e-9, lambda X: X * 1e9, lambda X: X + 1e9, lambda X: X * 1e-9 + 1e3,
 ], ids=["x1e-9", "x1e9", "+1e9", "affine"])
-def test_codes_do_not_depend_on_the_input_scale(digits, transform):
+@pytest.mark.parametrize("options", [{}, dict(augment="strong", cross_view=True)],
+                         ids=["plain", "strong-cross-view"])
+def test_codes_do_not_depend_on_the_input_scale(digits, transform, options):
     # X + 1e9 keeps ~1e-7 relative precision after standardisation; two epochs
     # at the defaults' learning rate (1e-3) amplify that past 1e-3, so this
     # compares at 1e-4, where the inputs, not the training dynamics, decide.
-    fit = lambda X: small(max_epochs=2, learning_rate=1e-4).fit(X).transform(X)  # noqa: E731
+    # The augmentations act on the standardised batch, so they see no scale.
+    fit = lambda X: small(max_epochs=2, learning_rate=1e-4, **options).fit(X).transform(X)  # noqa: E731
     reference = fit(digits)
     X = transform(digits.astype(np.float64))
     codes = fit(X)
