@@ -113,10 +113,11 @@ def settings_for(names: list[str], custom: list[str] = ()) -> dict[str, dict]:
 
 
 # --------------------------------------------------------------------- data
-def _gray28(images: np.ndarray) -> np.ndarray:
+def gray(images: np.ndarray, side: int = 28) -> np.ndarray:
+    """RGB uint8 images ``(n, H, W, 3)`` as ``side`` x ``side`` grayscale (bilinear)."""
     from PIL import Image
 
-    return np.stack([np.asarray(Image.fromarray(im).convert("L").resize((28, 28), Image.BILINEAR))
+    return np.stack([np.asarray(Image.fromarray(im).convert("L").resize((side, side), Image.BILINEAR))
                      for im in images])
 
 
@@ -131,7 +132,7 @@ def load(name: str):
         data = load_cifar10_jpeg_npz(path, n_train=20_000, n_test=5_000)
         if name == "cifar10":
             return data.X_train, data.y_train, data.X_test, data.y_test
-        return _gray28(data.X_train), data.y_train, _gray28(data.X_test), data.y_test
+        return gray(data.X_train), data.y_train, gray(data.X_test), data.y_test
     if name == "digits":
         X, y = load_digits(return_X_y=True)
         X = X.reshape(-1, 8, 8)

@@ -725,15 +725,24 @@ class DeepInfoMax(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         trainer_state = state.pop("_trainer_state", None)
         encoder_state = state.pop("_encoder_state", None)
         super().__setstate__(state)
-        if trainer_state is not None:
-            trainer = self._spec.trainer(int(trainer_state["seed"]), float(self.learning_rate))
-            trainer.load_state_dict(trainer_state)
-            self.__dict__.update(fitted_modules(trainer, trainer.encoder, self._spec,
-                                                self._feature_sizes))
-        elif encoder_state is not None:
-            encoder = self._spec.encoder_only()
-            encoder.load_state_dict(encoder_state)
-            self.__dict__.update(fitted_modules(None, encoder, self._spec, self._feature_sizes))
+        try:
+            if trainer_state is not None:
+                trainer = self._spec.trainer(int(trainer_state["seed"]), float(self.learning_rate))
+                trainer.load_state_dict(trainer_state)
+                self.__dict__.update(fitted_modules(trainer, trainer.encoder, self._spec,
+                                                    self._feature_sizes))
+            elif encoder_state is not None:
+                encoder = self._spec.encoder_only()
+                encoder.load_state_dict(encoder_state)
+                self.__dict__.update(fitted_modules(None, encoder, self._spec, self._feature_sizes))
+        except (RuntimeError, ValueError) as exc:
+            # A size-mismatch message alone does not say what to do.
+            raise ValueError(
+                "The pickled DeepInfoMax holds weights that do not fit the encoder this version of "
+                "skdim builds for its parameters and input shape (it was saved by a version with "
+                "another architecture, e.g. before the full-resolution first block of the 'conv' "
+                f"encoders for inputs smaller than 32); refit it with this version. ({exc})"
+            ) from exc
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "encoder_")

@@ -671,6 +671,28 @@ def test_bench_defaults_custom_settings_and_shipped_data():
         assert X_tr.dtype == np.uint8 and np.bincount(y_te).tolist() == [100] * 10
 
 
+def test_bench_stem_former_encoder_is_the_pre_stem_architecture(tmp_path, capsys):
+    import torch
+
+    from skdim.nn.encoders import build_encoder
+
+    bench = _load("bench_stem")
+    # The former plan halved 8x8 in block 0 (a 4x4 local map); today's keeps 8x8.
+    former = bench.former_encoder(1, (8, 8), 64)
+    now = build_encoder("conv", 1, (8, 8), 64)
+    x = torch.zeros(2, 1, 8, 8)
+    assert [tuple(t.shape[1:]) for t in former(x)] == [(64, 4, 4), (256, 4, 4), (1024,), (64,)]
+    # The same widths, last conv map, fc and code: only the resolution schedule differs.
+    assert [tuple(t.shape[1:]) for t in now(x)] == [(64, 8, 8), (256, 4, 4), (1024,), (64,)]
+    # Both contenders train under a CPU budget and are probed; rows go to the log.
+    out = tmp_path / "stem.jsonl"
+    assert bench.main(["--datasets", "digits", "--budget", "15", "--threads", "1", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["encoder"] for r in rows] == ["stem", "former"]
+    assert all(0.5 < r["acc"] <= 1.0 and r["images"] > 0 for r in rows)
+    assert "mean over seeds" in capsys.readouterr().out
+
+
 def test_paper_findings_run_time_sums_each_command_models():
     bench = _load("paper_findings")
     rec = lambda cmd, fit, ev: {"machine": "m", "command": cmd, "date": "2026-11-30T10:00:00",  # noqa: E731

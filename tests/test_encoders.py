@@ -96,7 +96,7 @@ def test_auto_picks_size_agnostic_encoders():
         # (local (next-to-last block), conv (last block), fc width)
         ((1, 1), [(128, 1, 1), (256, 1, 1), (256,)]),
         ((8, 8), [(128, 4, 4), (256, 4, 4), (1024,)]),
-        ((28, 28), [(128, 7, 7), (256, 3, 3), (1024,)]),
+        ((28, 28), [(256, 7, 7), (512, 3, 3), (1024,)]),  # 28 -> 28, 14, 7, 3
         ((32, 32), [(128, 8, 8), (256, 4, 4), (1024,)]),
         ((64, 64), [(256, 8, 8), (512, 4, 4), (1024,)]),
         ((96, 96), [(512, 6, 6), (512, 3, 3), (1024,)]),
@@ -146,7 +146,11 @@ def test_default_local_layer_sees_at_most_half_of_the_input(shape):
 
 
 def test_default_local_layer_for_digits_and_cifar():
-    assert build_encoder("conv", 1, (8, 8), 4).local_index == 0
+    digits = build_encoder("conv", 1, (8, 8), 4)
+    assert digits.local_index == 0
+    # The stem keeps 8x8: the local map has 64 positions, each seeing 3x3 pixels.
+    assert tuple(digits(_inputs(2, 1, (8, 8))).local.shape[2:]) == (8, 8)
+    assert _receptive_extent(digits, 0, (8, 8)) == [3, 3]
     assert build_encoder("conv", 3, (32, 32), 4).local_index == 1  # = "dcgan"'s block 1
     assert build_encoder("conv1d", 1, (128,), 4).local_index == 3  # next-to-last of 5
 
@@ -156,7 +160,7 @@ def test_default_local_layer_for_digits_and_cifar():
     [
         (1, [(128, 1), (256, 1), (256,)]),
         (3, [(128, 3), (256, 3), (768,)]),
-        (10, [(128, 2), (256, 2), (512,)]),
+        (10, [(128, 5), (256, 2), (512,)]),  # 10 -> 10, 5, 2
         (100, [(512, 6), (512, 3), (1024,)]),
     ],
 )
@@ -187,6 +191,8 @@ def test_conv_plan_kernels_fit_and_final_map_is_small(sides):
         assert min(current) >= 1
     # Every axis ends at 4 or less, and an axis is never shrunk below 2 unless it started there.
     assert all(min(s, 2) <= c <= 4 for s, c in zip(sides, current))
+    # The first block keeps the full resolution of axes shorter than 32 and halves the others.
+    assert plan[0][1] == tuple(1 if s < 32 else 2 for s in sides)
 
 
 # ---------------------------------------------------------------------------

@@ -257,7 +257,7 @@ def test_coordinate_predictor_is_trained_jointly_with_the_encoder(relative):
     kwargs = {"relative_coordinates" if relative else "coordinates": True}
     objective, _ = _objective(_conv_encoder(), (16, 16), use_local=False, **kwargs)
     predictor = objective.relative_predictor if relative else objective.coordinate_predictor
-    assert predictor is not None and predictor.n_classes == ((7, 7) if relative else (4, 4))
+    assert predictor is not None and predictor.n_classes == ((15, 15) if relative else (8, 8))
     trainer = DIMTrainer(objective, None, DIMConfig(beta=0.0, gamma=0.0), learning_rate=1e-2)
     opt = trainer.optimizer
     assert {id(p) for p in predictor.parameters()} <= {id(p) for g in opt.param_groups for p in g["params"]}

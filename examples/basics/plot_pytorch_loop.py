@@ -105,8 +105,8 @@ class BatchLosses(Callback):
 # Build and train
 # ---------------
 # :meth:`DIMTrainer.build <skdim.nn.DIMTrainer.build>` builds the encoder
-# (for 8 x 8 images, the size-agnostic ``"conv"`` encoder with a 4 x 4
-# local map), the critics and the prior discriminator, all initialised from
+# (for 8 x 8 images, the size-agnostic ``"conv"`` encoder, whose first
+# block keeps the 8 x 8 resolution as the local map), the critics and the prior discriminator, all initialised from
 # ``seed``. :class:`~skdim.nn.DIMConfig` holds the objective's weights and
 # choices; here DIM(L) with the infoNCE bound. A small critic and a larger
 # learning rate than the default ``1e-4`` keep this example short.
