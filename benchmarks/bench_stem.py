@@ -14,12 +14,15 @@ the 64-d code, C by 3-fold CV) on:
 * ``cifar10_gray12`` and ``cifar10_gray16``: 5,000 CIFAR-10 training and
   2,000 test images as 12x12 and 16x16 grayscale (150 CPU-s; needs
   ``cifar10_jpeg_bytes.npz``: ``$SKDIM_CIFAR10_NPZ`` or ``../shared/data``,
-  skipped when absent).
+  skipped when absent);
+* ``waveforms24``: the study's waveforms (:func:`skdim.datasets.make_waveforms`,
+  4,000 train / 2,000 test) at length 24, for the 1-D encoder (120 CPU-s).
 
 One run at a time on an otherwise idle machine::
 
     python benchmarks/bench_stem.py --seeds 0 1 2 --datasets digits
     python benchmarks/bench_stem.py --seeds 0 1 --datasets cifar10_gray12 cifar10_gray16
+    python benchmarks/bench_stem.py --seeds 0 1 --datasets waveforms24
 """
 
 from __future__ import annotations
@@ -39,38 +42,43 @@ from torch import nn  # noqa: E402
 
 import bench_defaults as study  # noqa: E402
 from _cifar import cifar10_path  # noqa: E402
-from skdim.nn.encoders import ConvEncoder  # noqa: E402
+from skdim.datasets import make_waveforms  # noqa: E402
+from skdim.nn.encoders import ConvEncoder, default_local_layer  # noqa: E402
 
 SMALL_CIFAR = (5_000, 2_000)
 
 
-def former_plan(input_shape: tuple[int, ...]) -> list[tuple[int, int]]:
-    """(kernel, stride) per block before the stem: halve while an axis is longer than 4, >= 3 blocks."""
+def former_plan(input_shape: tuple[int, ...]) -> list[tuple[tuple[int, ...], ...]]:
+    """(kernel, stride, padding) per block before the stem: halve while an axis is longer than 4."""
     sides, plan = list(input_shape), []
     while len(plan) < 3 or max(sides) > 4:
         halve = [s > 4 for s in sides]
-        plan.append((tuple(4 if h else 3 for h in halve), tuple(2 if h else 1 for h in halve)))
+        plan.append((tuple(4 if h else 3 for h in halve), tuple(2 if h else 1 for h in halve),
+                     tuple(1 for _ in halve)))
         sides = [s // 2 if h else s for s, h in zip(sides, halve)]
     return plan
 
 
 def former_encoder(in_channels: int, input_shape: tuple[int, ...], n_components: int) -> ConvEncoder:
-    """The 2-D ``"conv"`` encoder as it was before the stem (widths, fc and head unchanged).
+    """The ``"conv"``/``"conv1d"`` encoder as it was before the stem (widths, fc and head unchanged).
 
-    Its local map is block 0: the former rule (the deepest block up to the
-    next-to-last that sees at most half of the input) gives block 0 for 8x8,
-    12x12 and 16x16, whose block 1 sees 10 pixels.
+    The local map is chosen by the same rule as today's (the deepest block up
+    to the next-to-last that sees at most half of the input) on the former
+    plan: block 0 for 8x8, 12x12 and 16x16, whose block 1 sees 10 pixels.
     """
+    conv, norm = (nn.Conv1d, nn.BatchNorm1d) if len(input_shape) == 1 else (nn.Conv2d, nn.BatchNorm2d)
+    plan = former_plan(input_shape)
     blocks, c_in, sides = [], in_channels, list(input_shape)
-    for i, (kernel, stride) in enumerate(former_plan(input_shape)):
+    for i, (kernel, stride, padding) in enumerate(plan):
         c_out = min(64 * 2**i, 512)
-        blocks.append(nn.Sequential(nn.Conv2d(c_in, c_out, kernel, stride, 1, bias=False),
-                                    nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)))
+        blocks.append(nn.Sequential(conv(c_in, c_out, kernel, stride, padding, bias=False),
+                                    norm(c_out), nn.ReLU(inplace=True)))
         c_in, sides = c_out, [s // st for s, st in zip(sides, stride)]
     n_flat = c_in * int(np.prod(sides))
     width = min(1024, n_flat)
     fc = nn.Sequential(nn.Linear(n_flat, width, bias=False), nn.BatchNorm1d(width), nn.ReLU(inplace=True))
-    return ConvEncoder(blocks, fc, nn.Linear(width, n_components), in_channels, input_shape, local_layer=0)
+    return ConvEncoder(blocks, fc, nn.Linear(width, n_components), in_channels, input_shape,
+                       local_layer=default_local_layer(input_shape, plan=plan))
 
 
 CONTENDERS = {"stem": {}, "former": {"encoder": former_encoder}}
@@ -80,6 +88,9 @@ def load(name: str):
     """``(X_train, y_train, X_test, y_test)`` or None when the data is absent."""
     if name == "digits":
         return study.load("digits")
+    if name == "waveforms24":
+        X, y = make_waveforms(6000, length=24)
+        return X[:4000], y[:4000], X[4000:], y[4000:]
     side = {"cifar10_gray12": 12, "cifar10_gray16": 16}.get(name)
     if side is None:
         raise SystemExit(f"unknown data set {name!r}")
@@ -94,7 +105,8 @@ def load(name: str):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="*", default=["digits", "cifar10_gray12", "cifar10_gray16"])
+    parser.add_argument("--datasets", nargs="*",
+                        default=["digits", "cifar10_gray12", "cifar10_gray16", "waveforms24"])
     parser.add_argument("--contenders", nargs="*", default=list(CONTENDERS), choices=list(CONTENDERS))
     parser.add_argument("--seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--budget", type=float, default=600.0,

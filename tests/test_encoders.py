@@ -12,6 +12,7 @@ from skdim.nn.encoders import (
     EncoderOutput,
     build_encoder,
     conv_plan,
+    default_local_layer,
     feature_shapes,
     validate_encoder_output,
 )
@@ -153,6 +154,15 @@ def test_default_local_layer_for_digits_and_cifar():
     assert _receptive_extent(digits, 0, (8, 8)) == [3, 3]
     assert build_encoder("conv", 3, (32, 32), 4).local_index == 1  # = "dcgan"'s block 1
     assert build_encoder("conv1d", 1, (128,), 4).local_index == 3  # next-to-last of 5
+
+
+def test_default_local_layer_of_a_given_plan():
+    halve = ((4,), (2,), (1,))
+    # Three halvings of 24: fields 4, 10, 22 pixels; block 1 is the deepest that sees <= 12.
+    assert default_local_layer((24,), plan=[halve] * 3) == 1
+    assert default_local_layer((24,), plan=None) == default_local_layer((24,)) == 2  # 24, 12, 6, 3
+    halve2 = ((4, 4), (2, 2), (1, 1))
+    assert default_local_layer((8, 8), plan=[halve2] * 3) == 0
 
 
 @pytest.mark.parametrize(

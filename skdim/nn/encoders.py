@@ -333,7 +333,10 @@ def _size_agnostic(
     return ConvEncoder(blocks, fc, nn.Linear(width, n_components), in_channels, input_shape, local_layer)
 
 
-def default_local_layer(input_shape: tuple[int, ...]) -> int:
+def default_local_layer(
+    input_shape: tuple[int, ...],
+    plan: Sequence[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] | None = None,
+) -> int:
     """The local block that ``"conv"``/``"conv1d"`` use when ``local_layer=None``.
 
     The next-to-last block, unless its receptive field is wider than half of
@@ -352,12 +355,15 @@ def default_local_layer(input_shape: tuple[int, ...]) -> int:
     ----------
     input_shape : tuple of int
         Spatial shape, ``(H, W)`` or ``(L,)``.
+    plan : list of (kernel, stride, padding), default=None
+        The blocks to choose from, as :func:`conv_plan` returns them (for a
+        custom encoder of the same kind); None: ``conv_plan(input_shape)``.
 
     Returns
     -------
     block : int
-        Index (from 0) of the block of :func:`conv_plan` whose output is the
-        local map.
+        Index (from 0) of the block of ``plan`` whose output is the local
+        map.
 
     Examples
     --------
@@ -365,7 +371,8 @@ def default_local_layer(input_shape: tuple[int, ...]) -> int:
     >>> default_local_layer((32, 32)), default_local_layer((8, 8)), default_local_layer((128,))
     (1, 0, 3)
     """
-    plan = conv_plan(input_shape)
+    if plan is None:
+        plan = conv_plan(input_shape)
     field, jump = [1] * len(input_shape), [1] * len(input_shape)
     fits = []
     for kernel, stride, _ in plan:
